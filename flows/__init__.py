@@ -1,0 +1,1 @@
+"""Prefect flows: thin recipes that compose the tasks in tasks/."""

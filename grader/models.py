@@ -1,0 +1,272 @@
+"""The grader's records: rubrics, the model's structured answer, grades and job status.
+
+A rubric file (TOML or JSON) names criteria with a description and maximum points. From a rubric
+we build the Pydantic model the LLM must answer with (sent as a strict JSON schema); the code, not
+the model, checks every score against its bound and computes the total.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+
+from grader.errors import InvalidEssayError, ModelOutputError, RubricError
+
+DEFAULT_RUBRIC = "default.toml"
+SIMULATED_MODEL_PREFIX = "simulated:"
+
+
+class Criterion(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    description: Annotated[str, Field(min_length=1, max_length=2000)]
+    max_points: Annotated[int, Field(ge=1, le=1000)]
+
+
+class Rubric(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    criteria: Annotated[tuple[Criterion, ...], Field(min_length=1, max_length=30)]
+
+    @field_validator("criteria")
+    @classmethod
+    def _keys_unique(cls, criteria: tuple[Criterion, ...]) -> tuple[Criterion, ...]:
+        keys = [c.key for c in criteria]
+        if len(set(keys)) != len(keys):
+            raise ValueError("criterion keys must be unique")
+        return criteria
+
+    @property
+    def max_score(self) -> int:
+        return sum(c.max_points for c in self.criteria)
+
+    def definition(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @property
+    def content_sha256(self) -> str:
+        canonical = json.dumps(self.definition(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def answer_model(self) -> type[BaseModel]:
+        """The Pydantic model of the answer the LLM must give for this rubric."""
+        return _answer_model(self)
+
+
+# Only keywords that OpenAI's strict structured outputs accept (no string lengths, for one).
+def _criterion_answer(criterion: Criterion) -> type[BaseModel]:
+    return create_model(
+        f"Score_{criterion.key}",
+        __config__=ConfigDict(extra="forbid"),
+        score=(Annotated[int, Field(ge=0, le=criterion.max_points)], ...),
+        justification=(str, ...),
+    )
+
+
+@cache
+def _answer_model(rubric: Rubric) -> type[BaseModel]:
+    criteria = create_model(
+        "CriterionScores",
+        __config__=ConfigDict(extra="forbid"),
+        **{c.key: (_criterion_answer(c), ...) for c in rubric.criteria},
+    )
+    return create_model(
+        "GradeAnswer",
+        __config__=ConfigDict(extra="forbid"),
+        criteria=(criteria, ...),
+        overall_feedback=(str, ...),
+    )
+
+
+def _validation_summary(exc: ValidationError) -> str:
+    # include_input=False: an invalid value may quote the essay
+    problems = [
+        f"{'.'.join(str(p) for p in err['loc']) or 'document'}: {err['msg']}"
+        for err in exc.errors(include_input=False, include_url=False)
+    ]
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return "; ".join(problems[:3]) + more
+
+
+def parse_rubric(data: Any, source: str) -> Rubric:
+    try:
+        return Rubric.model_validate(data)
+    except ValidationError as exc:
+        raise RubricError(f"rubric {source} is not valid: {_validation_summary(exc)}") from None
+
+
+def load_rubric(path: str | Path | None = None) -> Rubric:
+    """Reads a rubric file (.toml or .json); None gives the default rubric that ships."""
+    if path is None:
+        text = resources.files("grader").joinpath(f"rubrics/{DEFAULT_RUBRIC}").read_text("utf-8")
+        return parse_rubric(tomllib.loads(text), DEFAULT_RUBRIC)
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RubricError(f"cannot read rubric {path}: {exc.__class__.__name__}") from None
+    try:
+        if path.suffix.lower() == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            raise RubricError(f"rubric {path} must be a .toml or .json file")
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise RubricError(f"rubric {path} is not valid {path.suffix[1:].upper()}: {exc}") from None
+    return parse_rubric(data, str(path))
+
+
+def check_essay(essay: str, max_chars: int) -> str:
+    """The essay if it can be graded; InvalidEssayError with the reason otherwise."""
+    if not essay.strip():
+        raise InvalidEssayError("the essay is empty")
+    if "\x00" in essay:
+        raise InvalidEssayError("the essay contains NUL bytes; it looks like binary data, not text")
+    if len(essay) > max_chars:
+        raise InvalidEssayError(
+            f"the essay has {len(essay):,} characters; the limit is {max_chars:,} "
+            "(GRADER_MAX_ESSAY_CHARS)"
+        )
+    return essay
+
+
+@dataclass(frozen=True)
+class CriterionScore:
+    key: str
+    name: str
+    score: int
+    max_points: int
+    justification: str
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    """What call-OpenAI got back: the raw answer, before parse-score trusts any of it."""
+
+    content: str | None
+    finish_reason: str | None
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    attempts: int
+
+
+@dataclass(frozen=True)
+class ScoredGrade:
+    """A grade checked against its rubric, ready to persist."""
+
+    criteria: tuple[CriterionScore, ...]
+    feedback: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    model_attempts: int
+
+    @property
+    def total_score(self) -> int:
+        return sum(c.score for c in self.criteria)
+
+    @property
+    def max_score(self) -> int:
+        return sum(c.max_points for c in self.criteria)
+
+
+def parse_reply(reply: ModelReply, rubric: Rubric) -> ScoredGrade:
+    """Checks the model's answer against the rubric: JSON, the schema, every bound."""
+    if reply.finish_reason == "length":
+        raise ModelOutputError("the model's answer was cut off (finish_reason=length)")
+    if not reply.content:
+        raise ModelOutputError(
+            f"the model gave no answer (finish_reason={reply.finish_reason or 'none'})"
+        )
+    try:
+        answer = rubric.answer_model().model_validate_json(reply.content)
+    except ValidationError as exc:
+        raise ModelOutputError(
+            f"the model's answer does not fit the rubric: {_validation_summary(exc)}"
+        ) from None
+    scores = answer.criteria
+    return ScoredGrade(
+        criteria=tuple(
+            CriterionScore(
+                key=c.key,
+                name=c.name,
+                score=getattr(scores, c.key).score,
+                max_points=c.max_points,
+                justification=getattr(scores, c.key).justification.strip(),
+            )
+            for c in rubric.criteria
+        ),
+        feedback=answer.overall_feedback.strip(),
+        model=reply.model,
+        prompt_tokens=reply.prompt_tokens,
+        completion_tokens=reply.completion_tokens,
+        model_attempts=reply.attempts,
+    )
+
+
+@dataclass(frozen=True)
+class Grade:
+    grade_id: UUID
+    total_score: int
+    max_score: int
+    criteria: list[dict[str, Any]]
+    feedback: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    model_attempts: int
+
+    @property
+    def simulated(self) -> bool:
+        """True when the built-in simulator, not a model, produced the scores."""
+        return self.model.startswith(SIMULATED_MODEL_PREFIX)
+
+
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    task_id: UUID
+    status: str
+    submission_id: UUID | None
+    attempts: int
+    error_message: str | None
+    created_at: datetime
+    started_at: datetime | None
+    updated_at: datetime
+    completed_at: datetime | None
+    flow_run_id: UUID | None
+    grade: Grade | None = field(default=None)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.completed_at is None:
+            return None
+        return (self.completed_at - self.created_at).total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.grade is not None:
+            data["grade"]["simulated"] = self.grade.simulated
+        data["duration_seconds"] = self.duration_seconds
+        return json.loads(json.dumps(data, default=str))

@@ -1,0 +1,94 @@
+"""Every setting the grader reads, in one place, from the environment.
+
+Read once per command or flow run with `Settings.from_env()`; nothing else reads os.environ for
+grader settings. Secrets (the API key, passwords in DATABASE_URL) are never printed: use
+`Settings.describe()` to show settings to a person.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader.errors import ConfigError
+
+
+def _env_int(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _env_float(name: str, default: float, minimum: float = 0.0) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def redact_url(url: str) -> str:
+    """postgresql://user:secret@host/db -> postgresql://user:***@host/db"""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    home: Path
+    openai_api_key: str | None
+    openai_base_url: str | None
+    model: str
+    request_timeout: float
+    max_essay_chars: int
+    lease_seconds: int
+    model_retries: int
+    retry_backoff_seconds: float
+    worker_id: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        home = Path(os.environ.get("GRADER_HOME") or Path.home() / ".grader").expanduser()
+        return cls(
+            database_url=os.environ.get("DATABASE_URL") or None,
+            home=home,
+            openai_api_key=os.environ.get("OPENAI_API_KEY") or None,
+            openai_base_url=os.environ.get("OPENAI_BASE_URL") or None,
+            model=os.environ.get("GRADER_MODEL") or "gpt-4o-mini",
+            request_timeout=_env_float("GRADER_REQUEST_TIMEOUT", 120.0, minimum=0.1),
+            max_essay_chars=_env_int("GRADER_MAX_ESSAY_CHARS", 100_000, minimum=1),
+            lease_seconds=_env_int("GRADER_LEASE_SECONDS", 300, minimum=5),
+            model_retries=_env_int("GRADER_MODEL_RETRIES", 4),
+            retry_backoff_seconds=_env_float("GRADER_RETRY_BACKOFF_SECONDS", 2.0),
+            worker_id=os.environ.get("GRADER_WORKER_ID") or f"{socket.gethostname()}:{os.getpid()}",
+        )
+
+    @property
+    def pgdata(self) -> Path:
+        """Data directory of the embedded PostgreSQL, used when DATABASE_URL is not set."""
+        return Path(os.environ.get("GRADER_PGDATA") or self.home / "pgdata").expanduser()
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "database": redact_url(self.database_url)
+            if self.database_url
+            else f"embedded PostgreSQL in {self.pgdata}",
+            "model": self.model,
+            "model endpoint": self.openai_base_url or "OpenAI",
+            "api key": "set" if self.openai_api_key else "not set",
+        }

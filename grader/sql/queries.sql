@@ -1,0 +1,168 @@
+-- Every SQL statement the grader runs, by name. Python calls them with grader.db.query(NAME).
+-- Status transitions are single statements guarded by the expected current status (and, once a
+-- job is processing, by its attempt number, which fences off a worker whose lease was taken over).
+
+-- name: create_migrations_table
+-- The ledger of applied migration files; created before the first migration runs.
+CREATE SCHEMA IF NOT EXISTS grader;
+CREATE TABLE IF NOT EXISTS grader.schema_migrations (
+    version     text PRIMARY KEY,
+    filename    text NOT NULL,
+    checksum    text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: lock_migrations
+-- Serialises migrators, across all of their transactions, until unlock_migrations.
+SELECT pg_advisory_lock(hashtext('grader.schema_migrations'));
+
+-- name: unlock_migrations
+SELECT pg_advisory_unlock(hashtext('grader.schema_migrations'));
+
+-- name: applied_migrations
+-- Migrations already applied, with the checksum of the file as it was then.
+SELECT version, filename, checksum FROM grader.schema_migrations ORDER BY version;
+
+-- name: record_migration
+-- Marks one migration file applied.
+INSERT INTO grader.schema_migrations (version, filename, checksum)
+VALUES (%(version)s, %(filename)s, %(checksum)s);
+
+-- name: upsert_rubric
+-- Stores a rubric once per content; returns its id either way.
+WITH inserted AS (
+    INSERT INTO grader.rubrics (name, definition, content_sha256)
+    VALUES (%(name)s, %(definition)s, %(content_sha256)s)
+    ON CONFLICT (content_sha256) DO NOTHING
+    RETURNING rubric_id
+)
+SELECT rubric_id FROM inserted
+UNION ALL
+SELECT rubric_id FROM grader.rubrics WHERE content_sha256 = %(content_sha256)s
+LIMIT 1;
+
+-- name: insert_submission
+-- Stores an essay to grade.
+INSERT INTO grader.submissions (student_ref, essay, content_sha256, rubric_id)
+VALUES (%(student_ref)s, %(essay)s, %(content_sha256)s, %(rubric_id)s)
+RETURNING submission_id;
+
+-- name: submission_for_trigger
+-- What the trigger needs to know of a submission (not the essay itself).
+SELECT submission_id, content_sha256, rubric_id
+FROM grader.submissions WHERE submission_id = %(submission_id)s;
+
+-- name: insert_task
+-- Creates a pending grading job unless a live or completed one has the same idempotency key.
+INSERT INTO grader.background_tasks (task_type, input_data, idempotency_key)
+VALUES ('grading', %(input_data)s, %(idempotency_key)s)
+ON CONFLICT (idempotency_key) WHERE status IN ('pending', 'processing', 'completed') DO NOTHING
+RETURNING task_id;
+
+-- name: task_by_idempotency_key
+-- The live or completed job that an idempotent trigger returns.
+SELECT task_id FROM grader.background_tasks
+WHERE idempotency_key = %(idempotency_key)s AND status IN ('pending', 'processing', 'completed');
+
+-- name: claim_task
+-- pending -> processing for one named job, with a lease for this worker.
+UPDATE grader.background_tasks
+SET status = 'processing', started_at = now(), updated_at = now(), attempts = attempts + 1,
+    worker_id = %(worker_id)s, lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+WHERE task_id = %(task_id)s AND status = 'pending'
+RETURNING task_id, attempts, input_data;
+
+-- name: claim_pending_tasks
+-- pending -> processing for up to `limit` of the oldest pending grading jobs. SKIP LOCKED lets
+-- concurrent claimers pass each other; the status guard makes a double claim impossible.
+UPDATE grader.background_tasks AS t
+SET status = 'processing', started_at = now(), updated_at = now(), attempts = t.attempts + 1,
+    worker_id = %(worker_id)s, lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+FROM (
+    SELECT task_id FROM grader.background_tasks
+    WHERE status = 'pending' AND task_type = 'grading'
+    ORDER BY created_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+) AS picked
+WHERE t.task_id = picked.task_id AND t.status = 'pending'
+RETURNING t.task_id, t.attempts, t.input_data;
+
+-- name: load_submission
+-- The essay and rubric a claimed job grades.
+SELECT s.submission_id, s.essay, r.rubric_id, r.definition
+FROM grader.submissions AS s, grader.rubrics AS r
+WHERE s.submission_id = %(submission_id)s AND r.rubric_id = %(rubric_id)s;
+
+-- name: complete_task_with_grade
+-- processing -> completed and the grade, in one statement: no grade without completion, and a
+-- worker that lost its lease (another attempt owns the job) writes neither.
+WITH done AS (
+    UPDATE grader.background_tasks
+    SET status = 'completed', completed_at = now(), updated_at = now(), lease_expires_at = NULL,
+        error_message = NULL, result = %(result)s
+    WHERE task_id = %(task_id)s AND status = 'processing' AND attempts = %(attempt)s
+    RETURNING task_id
+)
+INSERT INTO grader.grades (task_id, submission_id, rubric_id, total_score, max_score, criteria,
+                           feedback, model, prompt_tokens, completion_tokens, model_attempts)
+SELECT task_id, %(submission_id)s, %(rubric_id)s, %(total_score)s, %(max_score)s, %(criteria)s,
+       %(feedback)s, %(model)s, %(prompt_tokens)s, %(completion_tokens)s, %(model_attempts)s
+FROM done
+RETURNING grade_id;
+
+-- name: fail_task
+-- processing -> failed with the reason, only for the attempt that owns the job.
+UPDATE grader.background_tasks
+SET status = 'failed', error_message = %(error_message)s, completed_at = now(), updated_at = now(),
+    lease_expires_at = NULL
+WHERE task_id = %(task_id)s AND status = 'processing' AND attempts = %(attempt)s
+RETURNING task_id;
+
+-- name: task_status
+-- A job and, once completed, its grade.
+SELECT t.task_id, t.task_type, t.status, t.input_data, t.error_message, t.attempts,
+       t.created_at, t.started_at, t.updated_at, t.completed_at, t.flow_run_id,
+       g.grade_id, g.total_score, g.max_score, g.criteria, g.feedback, g.model,
+       g.prompt_tokens, g.completion_tokens, g.model_attempts
+FROM grader.background_tasks AS t
+LEFT JOIN grader.grades AS g ON g.task_id = t.task_id
+WHERE t.task_id = %(task_id)s;
+
+-- name: recent_tasks
+-- The newest jobs with their durations so far.
+SELECT task_id, task_type, status, attempts, created_at, completed_at,
+       EXTRACT(EPOCH FROM (completed_at - created_at))::float8 AS duration_seconds
+FROM grader.background_tasks
+ORDER BY created_at DESC
+LIMIT %(limit)s;
+
+-- name: failed_tasks
+-- The newest failed jobs with their reason and input (ids only: input_data holds no essay text).
+SELECT task_id, error_message, input_data, attempts, created_at, completed_at
+FROM grader.background_tasks
+WHERE status = 'failed'
+ORDER BY created_at DESC
+LIMIT %(limit)s;
+
+-- name: grading_time_stats
+-- Average, minimum and maximum grading time (created -> completed) of the jobs completed in the
+-- last `days` days, and how many jobs ended in each state.
+SELECT count(*) FILTER (WHERE status = 'completed') AS completed,
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+       avg(EXTRACT(EPOCH FROM (completed_at - created_at)))
+           FILTER (WHERE status = 'completed')::float8 AS avg_seconds,
+       min(EXTRACT(EPOCH FROM (completed_at - created_at)))
+           FILTER (WHERE status = 'completed')::float8 AS min_seconds,
+       max(EXTRACT(EPOCH FROM (completed_at - created_at)))
+           FILTER (WHERE status = 'completed')::float8 AS max_seconds
+FROM grader.background_tasks
+WHERE task_type = 'grading' AND completed_at > now() - make_interval(days => %(days)s);
+
+-- name: unfinished_task_counts
+-- Jobs still waiting or running, for progress displays.
+SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+       count(*) FILTER (WHERE status = 'processing') AS processing
+FROM grader.background_tasks
+WHERE status IN ('pending', 'processing');

@@ -1,0 +1,1 @@
+"""Reports over the job table (pandas): the monitoring views the CLI prints."""
