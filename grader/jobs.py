@@ -102,7 +102,9 @@ def create_grading_task(
             query("insert_task"), {"input_data": input_data, "idempotency_key": key}
         ).fetchone()
         if row is None:
-            row = conn.execute(query("task_by_idempotency_key"), {"idempotency_key": key}).fetchone()
+            row = conn.execute(
+                query("task_by_idempotency_key"), {"idempotency_key": key}
+            ).fetchone()
         if row is not None:
             return row["task_id"]
     raise RuntimeError("could not create or find the grading task")  # pragma: no cover
@@ -175,9 +177,7 @@ async def claim_pending_tasks(
     pool: AsyncConnectionPool, limit: int, settings: Settings
 ) -> list[ClaimedJob]:
     async with pool.connection() as conn:
-        cur = await conn.execute(
-            query("claim_pending_tasks"), {"limit": limit, **_lease(settings)}
-        )
+        cur = await conn.execute(query("claim_pending_tasks"), {"limit": limit, **_lease(settings)})
         return [_claimed(row) for row in await cur.fetchall()]
 
 
@@ -211,9 +211,7 @@ class LeaseLostError(Exception):
     """Another attempt owns the job now; this worker's result is discarded."""
 
 
-async def complete_task(
-    pool: AsyncConnectionPool, job: ClaimedJob, grade: ScoredGrade
-) -> UUID:
+async def complete_task(pool: AsyncConnectionPool, job: ClaimedJob, grade: ScoredGrade) -> UUID:
     """Writes the grade and marks the job completed, atomically, if this attempt owns it."""
     criteria = [asdict(c) for c in grade.criteria]
     summary = {

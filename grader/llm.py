@@ -19,6 +19,7 @@ from typing import Any
 import openai
 import psycopg
 
+from grader.db import first_line
 from grader.errors import ConfigError, GraderError
 from grader.models import ModelReply, Rubric
 from grader.settings import Settings
@@ -149,6 +150,5 @@ def describe_failure(exc: BaseException) -> str:
         kind = "retries exhausted" if is_transient(exc) else "not retried"
         return f"model API error {exc.status_code} ({kind}): {message}"[:500]
     if isinstance(exc, psycopg.Error):
-        first = str(exc).strip().splitlines()
-        return f"database error: {first[0] if first else type(exc).__name__}"[:500]
+        return f"database error: {first_line(exc)}"[:500]
     return f"unexpected error: {type(exc).__name__}"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 
-from grader.db import query
+from grader.db import first_line, query
 from grader.errors import MigrationError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -55,6 +55,15 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return migrations
 
 
+def pending(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """File names not yet applied (all of them on an empty database)."""
+    migrations = discover(directory)
+    if conn.execute(query("migrations_table_exists")).fetchone()["exists"] is None:
+        return [m.filename for m in migrations]
+    applied = {row["version"] for row in conn.execute(query("applied_migrations"))}
+    return [m.filename for m in migrations if m.version not in applied]
+
+
 def migrate(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Applies what is pending on an autocommit connection; returns the applied file names."""
     migrations = discover(directory)
@@ -79,16 +88,22 @@ def migrate(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[
                         "(checksum differs); restore it and put the change in a new migration"
                     )
                 continue
-            with conn.transaction():
-                conn.execute(migration.sql)
-                conn.execute(
-                    query("record_migration"),
-                    {
-                        "version": migration.version,
-                        "filename": migration.filename,
-                        "checksum": migration.checksum,
-                    },
-                )
+            try:
+                with conn.transaction():
+                    conn.execute(migration.sql)
+                    conn.execute(
+                        query("record_migration"),
+                        {
+                            "version": migration.version,
+                            "filename": migration.filename,
+                            "checksum": migration.checksum,
+                        },
+                    )
+            except psycopg.Error as exc:
+                raise MigrationError(
+                    f"migration {migration.filename} failed and was rolled back: "
+                    f"{first_line(exc)}"
+                ) from None
             done.append(migration.filename)
         return done
     finally:

@@ -76,9 +76,7 @@ async def load_submission(
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-async def call_openai(
-    client: openai.AsyncOpenAI, model: str, submission: Submission
-) -> ModelReply:
+async def call_openai(client: openai.AsyncOpenAI, model: str, submission: Submission) -> ModelReply:
     context = TaskRunContext.get()
     attempt = context.task_run.run_count if context else 1
     try:

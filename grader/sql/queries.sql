@@ -19,6 +19,10 @@ SELECT pg_advisory_lock(hashtext('grader.schema_migrations'));
 -- name: unlock_migrations
 SELECT pg_advisory_unlock(hashtext('grader.schema_migrations'));
 
+-- name: migrations_table_exists
+-- NULL in `exists` on a database that never ran a migration.
+SELECT to_regclass('grader.schema_migrations') AS exists;
+
 -- name: applied_migrations
 -- Migrations already applied, with the checksum of the file as it was then.
 SELECT version, filename, checksum FROM grader.schema_migrations ORDER BY version;
@@ -75,16 +79,19 @@ RETURNING task_id, attempts, input_data;
 -- name: claim_pending_tasks
 -- pending -> processing for up to `limit` of the oldest pending grading jobs. SKIP LOCKED lets
 -- concurrent claimers pass each other; the status guard makes a double claim impossible.
-UPDATE grader.background_tasks AS t
-SET status = 'processing', started_at = now(), updated_at = now(), attempts = t.attempts + 1,
-    worker_id = %(worker_id)s, lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
-FROM (
+-- MATERIALIZED: the pick runs exactly once, so the LIMIT holds (an inlined subquery can be
+-- rescanned by a join and lock more rows than asked).
+WITH picked AS MATERIALIZED (
     SELECT task_id FROM grader.background_tasks
     WHERE status = 'pending' AND task_type = 'grading'
     ORDER BY created_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
-) AS picked
+)
+UPDATE grader.background_tasks AS t
+SET status = 'processing', started_at = now(), updated_at = now(), attempts = t.attempts + 1,
+    worker_id = %(worker_id)s, lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+FROM picked
 WHERE t.task_id = picked.task_id AND t.status = 'pending'
 RETURNING t.task_id, t.attempts, t.input_data;
 

@@ -1,0 +1,364 @@
+"""The `grader` command line.
+
+Every command that prints data takes --json. Expected mistakes (bad ids, unreadable files, an
+unreachable database) print one line on stderr and exit 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import psycopg
+
+from grader import client, db, jobs
+from grader.errors import GraderError, InvalidEssayError
+from grader.migrate import migrate, pending
+from grader.models import JobStatus
+from grader.prefect_setup import configure_prefect
+from grader.settings import Settings
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2, default=str) if args.json else text)
+
+
+def _database(settings: Settings) -> psycopg.Connection:
+    """A connection to a database whose schema is current, or a one-line reason why not."""
+    conn = db.connect(settings)
+    behind = pending(conn)
+    if behind:
+        conn.close()
+        raise GraderError(
+            f"the database schema is behind ({len(behind)} migration(s) pending): "
+            "run `grader migrate`"
+        )
+    return conn
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    with db.connect(settings) as conn:
+        applied = migrate(conn)
+    _emit(
+        args,
+        {"applied": applied},
+        "\n".join(f"applied {name}" for name in applied) or "database schema is up to date",
+    )
+    return 0
+
+
+def _read_essay(path: str, settings: Settings) -> str:
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(settings.max_essay_chars * 4 + 1)
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read(settings.max_essay_chars * 4 + 1)
+    except OSError as exc:
+        raise GraderError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidEssayError(f"{path} is not UTF-8 text") from None
+
+
+def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
+    essay = _read_essay(args.file, settings)
+    _database(settings).close()
+    submission_id = client.submit_essay(essay, student_ref=args.student_ref, rubric=args.rubric)
+    _emit(args, {"submission_id": str(submission_id)}, str(submission_id))
+    return 0
+
+
+def _format_status(status: JobStatus) -> str:
+    lines = [
+        f"task        {status.task_id}",
+        f"status      {status.status}",
+        f"attempts    {status.attempts}",
+        f"created     {status.created_at:%Y-%m-%d %H:%M:%S %Z}",
+    ]
+    if status.started_at:
+        lines.append(f"started     {status.started_at:%Y-%m-%d %H:%M:%S %Z}")
+    if status.completed_at:
+        lines.append(f"finished    {status.completed_at:%Y-%m-%d %H:%M:%S %Z}")
+        lines.append(f"duration    {status.duration_seconds:.2f}s")
+    if status.error_message:
+        lines.append(f"error       {status.error_message}")
+    grade = status.grade
+    if grade is not None:
+        note = "  (SIMULATED: not a real grade)" if grade.simulated else ""
+        lines.append(f"score       {grade.total_score}/{grade.max_score}{note}")
+        for c in grade.criteria:
+            lines.append(f"  {c['name']:<28} {c['score']:>3}/{c['max_points']:<3} {c['justification']}")
+        lines.append(f"feedback    {grade.feedback}")
+        lines.append(
+            f"model       {grade.model} ({grade.prompt_tokens} prompt + "
+            f"{grade.completion_tokens} completion tokens, {grade.model_attempts} call(s))"
+        )
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    _database(settings).close()
+    status = client.check_grading_status(args.task_id)
+    _emit(args, status.to_dict(), _format_status(status))
+    return 0
+
+
+def _run_flow(coro_factory: Callable[[], Any]) -> Any:
+    configure_prefect()
+    return asyncio.run(coro_factory())
+
+
+def cmd_grade(args: argparse.Namespace, settings: Settings) -> int:
+    _database(settings).close()
+    task_id = client.start_grading_job(args.submission_id, rubric=args.rubric)
+    if not args.wait:
+        _emit(args, {"task_id": str(task_id)}, str(task_id))
+        return 0
+    if client.check_grading_status(task_id).status == "pending":
+        from flows.grading import grade_submission
+
+        _run_flow(lambda: grade_submission(task_id, return_state=True))
+    status = client.wait_for_grade(task_id, timeout=args.timeout)
+    _emit(args, status.to_dict(), _format_status(status))
+    return 0
+
+
+class _Progress:
+    """Prints how much pending work is left while a batch runs: one updating line on a
+    terminal, a line every few seconds otherwise."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.tty = sys.stderr.isatty()
+        self.started = time.monotonic()
+
+    async def run(self) -> None:
+        interval = 0.5 if self.tty else 5.0
+        async with db.open_async_pool(self.settings, max_size=1) as pool:
+            while True:
+                await asyncio.sleep(interval)
+                async with pool.connection() as conn:
+                    cur = await conn.execute(db.query("unfinished_task_counts"))
+                    counts = await cur.fetchone()
+                line = (
+                    f"[{time.monotonic() - self.started:6.1f}s] pending {counts['pending']}, "
+                    f"processing {counts['processing']}"
+                )
+                print(f"\r{line}   " if self.tty else line, end="" if self.tty else "\n",
+                      file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
+
+
+async def _with_progress(settings: Settings, work: Any) -> Any:
+    progress = _Progress(settings)
+    watcher = asyncio.create_task(progress.run())
+    try:
+        return await work
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        progress.done()
+
+
+def cmd_run_pending(args: argparse.Namespace, settings: Settings) -> int:
+    _database(settings).close()
+    from flows.grading import grade_pending
+
+    started = time.monotonic()
+    outcomes = _run_flow(
+        lambda: _with_progress(settings, grade_pending(args.limit, args.concurrency))
+    )
+    elapsed = time.monotonic() - started
+    total = sum(outcomes.values())
+    summary = {**outcomes, "graded": total, "seconds": round(elapsed, 2)}
+    _emit(
+        args,
+        summary,
+        f"{total} job(s) in {elapsed:.1f}s: {outcomes['completed']} completed, "
+        f"{outcomes['failed']} failed"
+        + (f", {outcomes['lost']} lost to another worker" if outcomes["lost"] else ""),
+    )
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
+    from reports import monitoring
+
+    with _database(settings) as conn:
+        if args.view == "stats":
+            stats = monitoring.grading_time_stats(conn, args.days)
+            _emit(args, stats, monitoring.format_stats(stats))
+            return 0
+        frame = (monitoring.recent_jobs if args.view == "recent" else monitoring.failed_jobs)(
+            conn, args.limit
+        )
+    if args.json:
+        _emit(args, json.loads(frame.to_json(orient="records", date_format="iso")), "")
+    else:
+        print(frame.to_string(index=False) if len(frame) else f"no {args.view} jobs")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from grader.demo import run_demo
+
+    return run_demo(settings, as_json=args.json)
+
+
+def cmd_simulate_llm(args: argparse.Namespace, settings: Settings) -> int:
+    from grader.simulator import SimulatorConfig, parse_fault_rates, serve_forever
+
+    try:
+        rates = parse_fault_rates(args.faults) if args.faults else {}
+    except ValueError as exc:
+        raise GraderError(f"--faults: {exc}") from None
+    serve_forever(
+        args.host,
+        args.port,
+        SimulatorConfig(
+            latency_ms=args.latency_ms,
+            fault_rates=rates,
+            retry_after_seconds=args.retry_after,
+            seed=args.seed,
+        ),
+    )
+    return 0
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.database_url:
+        raise GraderError("DATABASE_URL is set: the grader does not manage that server")
+    stopped = db.stop_embedded(settings)
+    print(f"stopped the embedded PostgreSQL in {settings.pgdata}" if stopped else "not running")
+    return 0
+
+
+# --- parser -------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must not be negative")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+    parser = _Parser(
+        prog="grader",
+        description="Grade essays in the background with Prefect, PostgreSQL and an "
+        "OpenAI-compatible model.",
+        epilog="Settings come from the environment: DATABASE_URL (default: an embedded "
+        "PostgreSQL in ~/.grader), OPENAI_API_KEY, OPENAI_BASE_URL, GRADER_MODEL.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("migrate", parents=[output], help="apply pending database migrations")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("submit", parents=[output], help="store an essay; prints its submission id")
+    p.add_argument("file", help="UTF-8 text file with the essay ('-' reads standard input)")
+    p.add_argument("--student-ref", help="your reference for the student (never sent to the model)")
+    p.add_argument("--rubric", help="rubric file (.toml or .json); default: the built-in rubric")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser(
+        "grade", parents=[output], help="start grading a submission; prints the task id"
+    )
+    p.add_argument("submission_id")
+    p.add_argument("--rubric", help="grade by this rubric instead of the submission's")
+    p.add_argument("--wait", action="store_true", help="grade now (or wait for it) and print the grade")
+    p.add_argument("--timeout", type=_non_negative_float, default=600.0,
+                   help="seconds to wait with --wait (default 600)")
+    p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("status", parents=[output], help="show a grading job and its grade")
+    p.add_argument("task_id")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("run-pending", parents=[output], help="grade pending jobs in a batch")
+    p.add_argument("--limit", type=_positive_int, default=100, help="most jobs to grade (100)")
+    p.add_argument("--concurrency", type=_positive_int, default=10,
+                   help="jobs graded at once (10)")
+    p.set_defaults(func=cmd_run_pending)
+
+    p = sub.add_parser("jobs", parents=[output], help="monitoring: recent, failed, stats")
+    p.add_argument("view", choices=["recent", "failed", "stats"])
+    p.add_argument("--limit", type=_positive_int, default=20, help="rows to show (20)")
+    p.add_argument("--days", type=_positive_int, default=7, help="window for stats (7)")
+    p.set_defaults(func=cmd_jobs)
+
+    p = sub.add_parser("demo", parents=[output], help="grade the sample essays end to end")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "simulate-llm", help="serve a simulated OpenAI-compatible model on loopback"
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8900)
+    p.add_argument("--latency-ms", type=_non_negative_float, default=0.0)
+    p.add_argument("--faults", help="fault rates, e.g. 429=0.1,500=0.05,drop=0.01,hang=0.01,"
+                   "truncate=0.01,malformed=0.01")
+    p.add_argument("--retry-after", type=_non_negative_float, default=1.0,
+                   help="Retry-After seconds on simulated 429s (1)")
+    p.add_argument("--seed", type=int, help="seed for the fault dice")
+    p.set_defaults(func=cmd_simulate_llm)
+
+    p = sub.add_parser("db", help="manage the embedded PostgreSQL")
+    p.add_argument("action", choices=["stop"])
+    p.set_defaults(func=cmd_db)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args, Settings.from_env())
+    except GraderError as exc:
+        print(f"grader: error: {exc}", file=sys.stderr)
+        return 1
+    except psycopg.OperationalError as exc:
+        print(f"grader: error: database unavailable: {db.first_line(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("grader: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""The three monitoring views operators used to write by hand: recent jobs with durations,
+failed jobs with their reason and input, and grading-time statistics over the last days."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import psycopg
+
+from grader.db import query
+
+
+def recent_jobs(conn: psycopg.Connection, limit: int = 20) -> pd.DataFrame:
+    rows = conn.execute(query("recent_tasks"), {"limit": limit}).fetchall()
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "task_id",
+            "task_type",
+            "status",
+            "attempts",
+            "created_at",
+            "completed_at",
+            "duration_seconds",
+        ],
+    )
+
+
+def failed_jobs(conn: psycopg.Connection, limit: int = 20) -> pd.DataFrame:
+    rows = conn.execute(query("failed_tasks"), {"limit": limit}).fetchall()
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "task_id",
+            "error_message",
+            "input_data",
+            "attempts",
+            "created_at",
+            "completed_at",
+        ],
+    )
+
+
+def grading_time_stats(conn: psycopg.Connection, days: int = 7) -> dict[str, Any]:
+    row = conn.execute(query("grading_time_stats"), {"days": days}).fetchone()
+    return {"days": days, **row}
+
+
+def format_stats(stats: dict[str, Any]) -> str:
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}s"
+
+    return (
+        f"last {stats['days']} days: {stats['completed']} completed, {stats['failed']} failed, "
+        f"{stats['cancelled']} cancelled\n"
+        f"grading time: average {seconds(stats['avg_seconds'])}, "
+        f"minimum {seconds(stats['min_seconds'])}, maximum {seconds(stats['max_seconds'])}"
+    )

@@ -1,0 +1,222 @@
+"""The grading flow against real Prefect, real PostgreSQL and the simulator over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+
+import psycopg
+import pytest
+
+from flows.grading import grade_pending, grade_submission
+from grader import check_grading_status, start_grading_job, submit_essay
+from grader.models import load_rubric
+from grader.simulator import LLMSimulator
+
+ESSAY = (
+    "Homework should be optional in primary school.\n\n"
+    "Children learn through play, and evenings are for families."
+)
+
+
+def _grade(task_id: uuid.UUID):
+    return asyncio.run(grade_submission(task_id, return_state=True))
+
+
+def _new_job(essay: str = ESSAY) -> uuid.UUID:
+    return start_grading_job(submit_essay(essay))
+
+
+def _grades(conn: psycopg.Connection, task_id: uuid.UUID) -> int:
+    return conn.execute(
+        "SELECT count(*) AS n FROM grader.grades WHERE task_id = %s", (task_id,)
+    ).fetchone()["n"]
+
+
+def test_job_moves_pending_processing_completed_with_timestamps(
+    conn: psycopg.Connection, simulator: LLMSimulator
+) -> None:
+    simulator.config.latency_ms = 300
+    task_id = _new_job()
+    before = check_grading_status(task_id)
+    assert before.status == "pending"
+
+    seen: list[str] = []
+
+    async def grade_and_watch() -> None:
+        flow = asyncio.ensure_future(grade_submission(task_id, return_state=True))
+        while not flow.done():
+            row = await asyncio.to_thread(check_grading_status, task_id)
+            seen.append(row.status)
+            await asyncio.sleep(0.05)
+        await flow
+
+    asyncio.run(grade_and_watch())
+    after = check_grading_status(task_id)
+    assert "processing" in seen
+    assert after.status == "completed"
+    assert after.attempts == 1
+    assert after.created_at <= after.started_at <= after.completed_at
+    assert after.updated_at == after.completed_at
+    assert after.error_message is None
+    grade = after.grade
+    assert grade is not None and grade.simulated
+    rubric = load_rubric()
+    assert [c["key"] for c in grade.criteria] == [c.key for c in rubric.criteria]
+    assert grade.total_score == sum(c["score"] for c in grade.criteria)
+    assert grade.max_score == rubric.max_score
+    assert all(0 <= c["score"] <= c["max_points"] for c in grade.criteria)
+    assert grade.prompt_tokens > 0 and grade.completion_tokens > 0
+    assert grade.model_attempts == 1
+    assert _grades(conn, task_id) == 1
+    lease = conn.execute(
+        "SELECT lease_expires_at FROM grader.background_tasks WHERE task_id = %s", (task_id,)
+    ).fetchone()
+    assert lease["lease_expires_at"] is None
+
+
+def test_rate_limit_and_server_error_are_retried_until_success(
+    conn: psycopg.Connection, simulator: LLMSimulator
+) -> None:
+    simulator.config.retry_after_seconds = 1
+    simulator.config.script = ["429", "500"]
+    task_id = _new_job()
+    _grade(task_id)
+    status = check_grading_status(task_id)
+    assert status.status == "completed", status.error_message
+    assert status.attempts == 1  # one claim
+    assert status.grade.model_attempts == 3  # three model calls: 429, 500, success
+    calls = [r for r in simulator.requests if r.path.endswith("/chat/completions")]
+    assert [r.fault for r in calls] == ["429", "500", None]
+    # Retry-After: 1 was waited out before the second call
+    assert calls[1].at - calls[0].at >= 1.0
+    assert _grades(conn, task_id) == 1
+
+
+@pytest.mark.parametrize(("fault", "code"), [("400", 400), ("401", 401)])
+def test_bad_request_and_bad_credentials_fail_at_once(
+    conn: psycopg.Connection, simulator: LLMSimulator, fault: str, code: int
+) -> None:
+    simulator.config.script = [fault]
+    task_id = _new_job()
+    _grade(task_id)
+    status = check_grading_status(task_id)
+    assert status.status == "failed"
+    assert f"model API error {code} (not retried)" in status.error_message
+    assert status.completed_at is not None
+    assert len(simulator.requests) == 1
+    assert _grades(conn, task_id) == 0
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("malformed", "does not fit the rubric: document: Invalid JSON"),
+        ("truncate", "cut off (finish_reason=length)"),
+    ],
+)
+def test_malformed_model_output_fails_with_a_clear_message(
+    conn: psycopg.Connection, simulator: LLMSimulator, fault: str, message: str
+) -> None:
+    simulator.config.script = [fault]
+    task_id = _new_job()
+    _grade(task_id)
+    status = check_grading_status(task_id)
+    assert status.status == "failed"
+    assert message in status.error_message
+    assert _grades(conn, task_id) == 0
+
+
+def test_hanging_model_call_times_out_and_is_retried(
+    conn: psycopg.Connection, simulator: LLMSimulator
+) -> None:
+    simulator.config.hang_seconds = 30
+    simulator.config.script = ["hang", "drop"]
+    task_id = _new_job()
+    _grade(task_id)  # GRADER_REQUEST_TIMEOUT is 2 s in the tests
+    status = check_grading_status(task_id)
+    assert status.status == "completed", status.error_message
+    assert status.grade.model_attempts == 3
+    assert [r.fault for r in simulator.requests] == ["hang", "drop", None]
+
+
+def test_persistent_server_errors_fail_after_the_retries(
+    conn: psycopg.Connection, simulator: LLMSimulator
+) -> None:
+    simulator.config.script = ["500"] * 10
+    task_id = _new_job()
+    _grade(task_id)
+    status = check_grading_status(task_id)
+    assert status.status == "failed"
+    assert "model API error 500 (retries exhausted)" in status.error_message
+    assert len(simulator.requests) == 5  # GRADER_MODEL_RETRIES=4: one call and four retries
+
+
+@pytest.mark.parametrize(
+    ("essay", "reason"),
+    [("   ", "the essay is empty"), ("y" * 1_000_000, "the limit is 100,000")],
+    ids=["empty", "one-megabyte"],
+)
+def test_ungradable_stored_essay_fails_without_calling_the_model(
+    conn: psycopg.Connection, simulator: LLMSimulator, essay: str, reason: str
+) -> None:
+    """An essay stored some other way (or before a limit was lowered) fails at load-submission."""
+    task_id = _new_job()
+    conn.execute(
+        "UPDATE grader.submissions SET essay = %s, content_sha256 = %s",
+        (essay, hashlib.sha256(essay.encode()).hexdigest()),
+    )
+    _grade(task_id)
+    status = check_grading_status(task_id)
+    assert status.status == "failed"
+    assert reason in status.error_message
+    assert simulator.requests == []
+
+
+def test_a_job_that_is_not_pending_is_left_alone(
+    conn: psycopg.Connection, simulator: LLMSimulator
+) -> None:
+    task_id = _new_job()
+    _grade(task_id)
+    first = check_grading_status(task_id)
+    state = _grade(task_id)
+    assert state.is_completed()
+    assert "was not pending (completed)" in state.message
+    again = check_grading_status(task_id)
+    assert again.attempts == first.attempts == 1
+    assert len(simulator.requests) == 1
+    assert _grades(conn, task_id) == 1
+
+
+def test_batch_grades_pending_jobs_and_counts_outcomes(
+    conn: psycopg.Connection, simulator: LLMSimulator
+) -> None:
+    task_ids = [_new_job(f"{ESSAY}\n\nVersion {i}.") for i in range(12)]
+    bad = _new_job("   x")
+    conn.execute("UPDATE grader.submissions SET essay = ' ' WHERE submission_id = "
+                 "(SELECT (input_data->>'submission_id')::uuid FROM grader.background_tasks "
+                 "WHERE task_id = %s)", (bad,))
+    outcomes = asyncio.run(grade_pending(limit=100, concurrency=4))
+    assert outcomes == {"completed": 12, "failed": 1, "lost": 0}
+    for task_id in task_ids:
+        assert check_grading_status(task_id).status == "completed"
+        assert _grades(conn, task_id) == 1
+    assert check_grading_status(bad).status == "failed"
+
+
+def test_batch_respects_limit_and_concurrency(
+    conn: psycopg.Connection, simulator: LLMSimulator
+) -> None:
+    simulator.config.latency_ms = 200
+    for i in range(10):
+        _new_job(f"{ESSAY}\n\nCopy {i}.")
+    outcomes = asyncio.run(grade_pending(limit=6, concurrency=3))
+    assert outcomes["completed"] == 6
+    counts = conn.execute(
+        "SELECT status, count(*) AS n FROM grader.background_tasks GROUP BY status"
+    ).fetchall()
+    assert {r["status"]: r["n"] for r in counts} == {"completed": 6, "pending": 4}
+    # never more than three model calls in flight at once
+    starts = sorted(r.at for r in simulator.requests)
+    assert all(b - a >= 0.15 for a, b in zip(starts, starts[3:], strict=False))
