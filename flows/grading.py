@@ -14,10 +14,10 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from psycopg_pool import AsyncConnectionPool
 
+from grader.db import open_async_pool
 from grader.errors import GraderError
 from grader.jobs import ClaimedJob, LeaseLostError, fetch_task_status
 from grader.llm import describe_failure, model_client
-from grader.db import open_async_pool
 from grader.settings import Settings
 from tasks.grading import (
     call_openai,

@@ -1,6 +1,6 @@
 """Background essay grading: store a job, grade it in a Prefect flow, poll or wait for the grade.
 
-    from grader import submit_essay, start_grading_job, check_grading_status, grade_submission
+from grader import submit_essay, start_grading_job, check_grading_status, grade_submission
 """
 
 from grader.client import (

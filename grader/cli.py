@@ -12,15 +12,14 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, NoReturn
 
 import psycopg
 
-from grader import client, db, jobs
+from grader import client, db
 from grader.errors import GraderError, InvalidEssayError
 from grader.migrate import migrate, pending
-from grader.models import JobStatus
+from grader.models import JobStatus, json_default
 from grader.prefect_setup import configure_prefect
 from grader.settings import Settings
 
@@ -31,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    print(json.dumps(data, indent=2, default=str) if args.json else text)
+    print(json.dumps(data, indent=2, default=json_default) if args.json else text)
 
 
 def _database(settings: Settings) -> psycopg.Connection:
@@ -103,7 +102,9 @@ def _format_status(status: JobStatus) -> str:
         note = "  (SIMULATED: not a real grade)" if grade.simulated else ""
         lines.append(f"score       {grade.total_score}/{grade.max_score}{note}")
         for c in grade.criteria:
-            lines.append(f"  {c['name']:<28} {c['score']:>3}/{c['max_points']:<3} {c['justification']}")
+            lines.append(
+                f"  {c['name']:<28} {c['score']:>3}/{c['max_points']:<3} {c['justification']}"
+            )
         lines.append(f"feedback    {grade.feedback}")
         lines.append(
             f"model       {grade.model} ({grade.prompt_tokens} prompt + "
@@ -160,8 +161,12 @@ class _Progress:
                     f"[{time.monotonic() - self.started:6.1f}s] pending {counts['pending']}, "
                     f"processing {counts['processing']}"
                 )
-                print(f"\r{line}   " if self.tty else line, end="" if self.tty else "\n",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"\r{line}   " if self.tty else line,
+                    end="" if self.tty else "\n",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     def done(self) -> None:
         if self.tty:
@@ -212,7 +217,7 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
             conn, args.limit
         )
     if args.json:
-        _emit(args, json.loads(frame.to_json(orient="records", date_format="iso")), "")
+        _emit(args, frame.astype(object).where(frame.notna(), None).to_dict("records"), "")
     else:
         print(frame.to_string(index=False) if len(frame) else f"no {args.view} jobs")
     return 0
@@ -286,7 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Settings come from the environment: DATABASE_URL (default: an embedded "
         "PostgreSQL in ~/.grader), OPENAI_API_KEY, OPENAI_BASE_URL, GRADER_MODEL.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     p = sub.add_parser("migrate", parents=[output], help="apply pending database migrations")
     p.set_defaults(func=cmd_migrate)
@@ -302,9 +309,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("submission_id")
     p.add_argument("--rubric", help="grade by this rubric instead of the submission's")
-    p.add_argument("--wait", action="store_true", help="grade now (or wait for it) and print the grade")
-    p.add_argument("--timeout", type=_non_negative_float, default=600.0,
-                   help="seconds to wait with --wait (default 600)")
+    p.add_argument(
+        "--wait", action="store_true", help="grade now (or wait for it) and print the grade"
+    )
+    p.add_argument(
+        "--timeout",
+        type=_non_negative_float,
+        default=600.0,
+        help="seconds to wait with --wait (default 600)",
+    )
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("status", parents=[output], help="show a grading job and its grade")
@@ -313,8 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run-pending", parents=[output], help="grade pending jobs in a batch")
     p.add_argument("--limit", type=_positive_int, default=100, help="most jobs to grade (100)")
-    p.add_argument("--concurrency", type=_positive_int, default=10,
-                   help="jobs graded at once (10)")
+    p.add_argument("--concurrency", type=_positive_int, default=10, help="jobs graded at once (10)")
     p.set_defaults(func=cmd_run_pending)
 
     p = sub.add_parser("jobs", parents=[output], help="monitoring: recent, failed, stats")
@@ -326,16 +338,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", parents=[output], help="grade the sample essays end to end")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser(
-        "simulate-llm", help="serve a simulated OpenAI-compatible model on loopback"
-    )
+    p = sub.add_parser("simulate-llm", help="serve a simulated OpenAI-compatible model on loopback")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8900)
     p.add_argument("--latency-ms", type=_non_negative_float, default=0.0)
-    p.add_argument("--faults", help="fault rates, e.g. 429=0.1,500=0.05,drop=0.01,hang=0.01,"
-                   "truncate=0.01,malformed=0.01")
-    p.add_argument("--retry-after", type=_non_negative_float, default=1.0,
-                   help="Retry-After seconds on simulated 429s (1)")
+    p.add_argument(
+        "--faults",
+        help="fault rates, e.g. 429=0.1,500=0.05,drop=0.01,hang=0.01,truncate=0.01,malformed=0.01",
+    )
+    p.add_argument(
+        "--retry-after",
+        type=_non_negative_float,
+        default=1.0,
+        help="Retry-After seconds on simulated 429s (1)",
+    )
     p.add_argument("--seed", type=int, help="seed for the fault dice")
     p.set_defaults(func=cmd_simulate_llm)
 

@@ -12,13 +12,15 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
+from datetime import datetime
 from importlib import resources
 from uuid import UUID
 
 from grader import client, db
 from grader.migrate import migrate
-from grader.models import JobStatus
+from grader.models import JobStatus, json_default
 from grader.prefect_setup import configure_prefect
 from grader.settings import Settings
 
@@ -35,33 +37,38 @@ def sample_essays() -> list[tuple[str, str]]:
     ]
 
 
-async def _grade_all(tasks: dict[str, UUID], report) -> None:
+async def _grade_all(tasks: dict[str, UUID], report: Callable[[str], None]) -> None:
     from flows.grading import grade_submission
 
-    async def one(name: str, task_id: UUID) -> str:
+    # One flow run after another: Prefect's temporary server keeps its state in SQLite, which
+    # answers concurrent run creation with lock retries of seconds. `grader run-pending` is the
+    # concurrent path.
+    for name, task_id in tasks.items():
         await grade_submission(task_id, return_state=True)
-        return name
+        report(name)
 
-    for finished in asyncio.as_completed([one(n, t) for n, t in tasks.items()]):
-        report(await finished)
+
+def _seconds(start: datetime | None, end: datetime | None) -> str:
+    return f"{(end - start).total_seconds():.2f}" if start and end else "-"
 
 
 def _table(results: dict[str, JobStatus]) -> str:
     first = next((s.grade for s in results.values() if s.grade), None)
     keys = [c["key"] for c in first.criteria] if first else []
     header = f"{'essay':<28} {'status':<10} {'score':>7} " + " ".join(f"{k[:12]:>12}" for k in keys)
-    header += f" {'seconds':>8} {'calls':>5}"
+    header += f" {'wait s':>7} {'grading s':>9} {'calls':>5}"
     lines = [header, "-" * len(header)]
     for name, status in results.items():
         grade = status.grade
         score = f"{grade.total_score}/{grade.max_score}" if grade else "-"
         per = {c["key"]: f"{c['score']}/{c['max_points']}" for c in grade.criteria} if grade else {}
-        seconds = f"{status.duration_seconds:.2f}" if status.duration_seconds is not None else "-"
+        wait = _seconds(status.created_at, status.started_at)
+        grading = _seconds(status.started_at, status.completed_at)
         calls = str(grade.model_attempts) if grade else "-"
         lines.append(
             f"{name[:28]:<28} {status.status:<10} {score:>7} "
             + " ".join(f"{per.get(k, '-'):>12}" for k in keys)
-            + f" {seconds:>8} {calls:>5}"
+            + f" {wait:>7} {grading:>9} {calls:>5}"
         )
     return "\n".join(lines)
 
@@ -76,8 +83,6 @@ def run_demo(settings: Settings, as_json: bool = False) -> int:
     db.database_url(settings)  # starts the embedded server (and migrates it) when that is the one
     with db.connect(settings) as conn:
         migrate(conn)
-    for name, value in settings.describe().items():
-        say(f"  {name:<15} {value}")
 
     with ExitStack() as stack:
         simulated = not settings.openai_api_key and not settings.openai_base_url
@@ -94,6 +99,8 @@ def run_demo(settings: Settings, as_json: bool = False) -> int:
                 f"{simulator.base_url}.\nIts scores are SIMULATED, not grades. Set OPENAI_API_KEY "
                 "to grade with a real model."
             )
+        for name, value in Settings.from_env().describe().items():
+            say(f"  {name:<15} {value}")
 
         tasks: dict[str, UUID] = {}
         for name, text in sample_essays():
@@ -123,12 +130,16 @@ def run_demo(settings: Settings, as_json: bool = False) -> int:
                     "stats": stats,
                 },
                 indent=2,
-                default=str,
+                default=json_default,
             )
         )
     else:
         say()
-        say(_table(results) + ("\n(scores SIMULATED by the built-in model simulator)" if simulated else ""))
+        say(
+            _table(results)
+            + ("\n(scores SIMULATED by the built-in model simulator)" if simulated else "")
+        )
         say("\nMonitoring (grader jobs stats):\n" + monitoring.format_stats(stats))
-        say(f"\nDone in {time.monotonic() - started:.1f}s. Try: grader status {next(iter(tasks.values()))}")
+        first = next(iter(tasks.values()))
+        say(f"\nDone in {time.monotonic() - started:.1f}s. Try: grader status {first}")
     return 0 if all(s.status == "completed" for s in results.values()) else 1

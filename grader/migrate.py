@@ -101,8 +101,7 @@ def migrate(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[
                     )
             except psycopg.Error as exc:
                 raise MigrationError(
-                    f"migration {migration.filename} failed and was rolled back: "
-                    f"{first_line(exc)}"
+                    f"migration {migration.filename} failed and was rolled back: {first_line(exc)}"
                 ) from None
             done.append(migration.filename)
         return done

@@ -237,6 +237,11 @@ class Grade:
         return self.model.startswith(SIMULATED_MODEL_PREFIX)
 
 
+def json_default(value: Any) -> str:
+    """For json.dumps: ISO 8601 for times, str() for ids and the rest."""
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 
 
@@ -269,4 +274,4 @@ class JobStatus:
         if self.grade is not None:
             data["grade"]["simulated"] = self.grade.simulated
         data["duration_seconds"] = self.duration_seconds
-        return json.loads(json.dumps(data, default=str))
+        return json.loads(json.dumps(data, default=json_default))

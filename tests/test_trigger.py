@@ -97,9 +97,9 @@ def test_ungradable_essays_are_refused_and_nothing_is_stored(
 def test_malformed_rubric_is_refused_with_the_reason(tmp_path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\n[[criteria]]\nkey = "Bad Key"\nname = "n"\ndescription = "d"\n')
-    with pytest.raises(RubricError, match="criteria.0"):
+    with pytest.raises(RubricError, match=r"criteria\.0"):
         load_rubric(bad)
     yaml = tmp_path / "rubric.yaml"
     yaml.write_text("name: x\n")
-    with pytest.raises(RubricError, match="must be a .toml or .json"):
+    with pytest.raises(RubricError, match=r"must be a \.toml or \.json"):
         load_rubric(yaml)

@@ -1,0 +1,1 @@
+"""The test suite: real PostgreSQL, real Prefect, the model simulator over HTTP."""
