@@ -18,6 +18,7 @@ import psycopg
 
 from grader import client, db
 from grader.errors import GraderError, InvalidEssayError
+from grader.llm import check_model_settings
 from grader.migrate import migrate, pending
 from grader.models import JobStatus, json_default
 from grader.prefect_setup import configure_prefect
@@ -120,8 +121,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _run_flow(coro_factory: Callable[[], Any]) -> Any:
-    configure_prefect()
+def _run_flow(settings: Settings, coro_factory: Callable[[], Any]) -> Any:
+    check_model_settings(settings)
     return asyncio.run(coro_factory())
 
 
@@ -134,7 +135,7 @@ def cmd_grade(args: argparse.Namespace, settings: Settings) -> int:
     if client.check_grading_status(task_id).status == "pending":
         from flows.grading import grade_submission
 
-        _run_flow(lambda: grade_submission(task_id, return_state=True))
+        _run_flow(settings, lambda: grade_submission(task_id, return_state=True))
     status = client.wait_for_grade(task_id, timeout=args.timeout)
     _emit(args, status.to_dict(), _format_status(status))
     return 0
@@ -190,7 +191,7 @@ def cmd_run_pending(args: argparse.Namespace, settings: Settings) -> int:
 
     started = time.monotonic()
     outcomes = _run_flow(
-        lambda: _with_progress(settings, grade_pending(args.limit, args.concurrency))
+        settings, lambda: _with_progress(settings, grade_pending(args.limit, args.concurrency))
     )
     elapsed = time.monotonic() - started
     total = sum(outcomes.values())
@@ -362,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_prefect()  # before anything imports Prefect
     args = build_parser().parse_args(argv)
     try:
         return args.func(args, Settings.from_env())

@@ -21,7 +21,7 @@ from uuid import UUID
 from grader import client, db
 from grader.migrate import migrate
 from grader.models import JobStatus, json_default
-from grader.prefect_setup import configure_prefect
+from grader.prefect_setup import start_prefect
 from grader.settings import Settings
 
 SIMULATOR_LATENCY_MS = 600.0
@@ -102,6 +102,9 @@ def run_demo(settings: Settings, as_json: bool = False) -> int:
         for name, value in Settings.from_env().describe().items():
             say(f"  {name:<15} {value}")
 
+        say("\nStarting Prefect...")
+        start_prefect()
+
         tasks: dict[str, UUID] = {}
         for name, text in sample_essays():
             submission_id = client.submit_essay(text, student_ref=f"demo:{name}")
@@ -113,7 +116,6 @@ def run_demo(settings: Settings, as_json: bool = False) -> int:
             score = f"{status.grade.total_score}/{status.grade.max_score}" if status.grade else ""
             say(f"  {status.status:<10} {name} {score}")
 
-        configure_prefect()
         asyncio.run(_grade_all(tasks, report))
 
     results = {name: client.check_grading_status(task_id) for name, task_id in tasks.items()}

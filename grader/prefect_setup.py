@@ -15,16 +15,29 @@ OFFLINE = {
 }
 
 
-def configure_prefect(quiet_console: bool = True) -> None:
+def configure_prefect() -> None:
     for name, value in OFFLINE.items():
         os.environ.setdefault(name, value)
-    if quiet_console:
-        # A command reports each job's outcome itself (from the database, one line per
-        # error); Prefect's run logs still reach the Prefect API and UI. Set
-        # PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL=INFO to see them in the terminal as well.
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    # A command reports each job's outcome itself (from the database, one line per
+    # error); Prefect's run logs still reach the Prefect API and UI. Set
+    # PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL=INFO to see them in the terminal as well.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     if not os.environ.get("PREFECT_API_URL"):
         # One-off commands run against Prefect's temporary local server. Stopping it at exit
         # races its event recorder and prints cancelled-flush tracebacks that mean nothing
         # for the grades (they are in PostgreSQL); keep those out of the output.
         os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+
+
+def start_prefect() -> None:
+    """Connects to the Prefect API now, starting the temporary local server if that is the
+    one, so that its few seconds of start-up are not counted as the first job's queue wait."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    async def hello() -> None:
+        async with get_client() as client:
+            await client.hello()
+
+    asyncio.run(hello())
