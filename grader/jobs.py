@@ -9,7 +9,7 @@ naming which statement to run.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 from uuid import UUID
 
@@ -110,32 +110,16 @@ def create_grading_task(
     raise RuntimeError("could not create or find the grading task")  # pragma: no cover
 
 
+# JobStatus fields read straight from the task_status query
+_STATUS_COLUMNS = {f.name for f in fields(JobStatus)} - {"submission_id", "grade"}
+
+
 def _job_status(row: dict[str, Any]) -> JobStatus:
-    grade = None
-    if row["grade_id"] is not None:
-        grade = Grade(
-            grade_id=row["grade_id"],
-            total_score=row["total_score"],
-            max_score=row["max_score"],
-            criteria=row["criteria"],
-            feedback=row["feedback"],
-            model=row["model"],
-            prompt_tokens=row["prompt_tokens"],
-            completion_tokens=row["completion_tokens"],
-            model_attempts=row["model_attempts"],
-        )
+    grade = Grade(**{f.name: row[f.name] for f in fields(Grade)}) if row["grade_id"] else None
     submission_id = (row["input_data"] or {}).get("submission_id")
     return JobStatus(
-        task_id=row["task_id"],
-        status=row["status"],
+        **{name: row[name] for name in _STATUS_COLUMNS},
         submission_id=UUID(submission_id) if submission_id else None,
-        attempts=row["attempts"],
-        error_message=row["error_message"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        updated_at=row["updated_at"],
-        completed_at=row["completed_at"],
-        flow_run_id=row["flow_run_id"],
         grade=grade,
     )
 

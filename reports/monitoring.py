@@ -11,35 +11,17 @@ import psycopg
 from grader.db import query
 
 
+def _frame(conn: psycopg.Connection, name: str, params: dict[str, Any]) -> pd.DataFrame:
+    cur = conn.execute(query(name), params)
+    return pd.DataFrame(cur.fetchall(), columns=[column.name for column in cur.description])
+
+
 def recent_jobs(conn: psycopg.Connection, limit: int = 20) -> pd.DataFrame:
-    rows = conn.execute(query("recent_tasks"), {"limit": limit}).fetchall()
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "task_id",
-            "task_type",
-            "status",
-            "attempts",
-            "created_at",
-            "completed_at",
-            "duration_seconds",
-        ],
-    )
+    return _frame(conn, "recent_tasks", {"limit": limit})
 
 
 def failed_jobs(conn: psycopg.Connection, limit: int = 20) -> pd.DataFrame:
-    rows = conn.execute(query("failed_tasks"), {"limit": limit}).fetchall()
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "task_id",
-            "error_message",
-            "input_data",
-            "attempts",
-            "created_at",
-            "completed_at",
-        ],
-    )
+    return _frame(conn, "failed_tasks", {"limit": limit})
 
 
 def grading_time_stats(conn: psycopg.Connection, days: int = 7) -> dict[str, Any]:
