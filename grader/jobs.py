@@ -9,7 +9,7 @@ naming which statement to run.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 from uuid import UUID
 
@@ -36,7 +36,7 @@ class ClaimedJob:
 @dataclass(frozen=True)
 class Submission:
     submission_id: UUID
-    essay: str
+    essay: str = field(repr=False)  # personal data: kept out of any log line that shows a repr
     rubric_id: UUID
     rubric: Rubric
 

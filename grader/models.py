@@ -157,7 +157,7 @@ class CriterionScore:
 class ModelReply:
     """What call-OpenAI got back: the raw answer, before parse-score trusts any of it."""
 
-    content: str | None
+    content: str | None = field(repr=False)  # may quote the essay
     finish_reason: str | None
     model: str
     prompt_tokens: int
