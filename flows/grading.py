@@ -6,17 +6,20 @@ then run the same four tasks per job; the database, not Prefect's queue, makes a
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from uuid import UUID
 
 import openai
+import psycopg
 from prefect import flow
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from psycopg_pool import AsyncConnectionPool
 
+from grader import jobs
 from grader.db import open_async_pool
-from grader.errors import GraderError
-from grader.jobs import ClaimedJob, LeaseLostError, fetch_task_status
+from grader.errors import GraderError, LeaseLostError
+from grader.jobs import ClaimedJob, fetch_task_status
 from grader.llm import describe_failure, model_client
 from grader.settings import Settings
 from tasks.grading import (
@@ -27,17 +30,20 @@ from tasks.grading import (
     mark_failed,
     parse_score,
     persist_result,
+    reap_expired_leases,
 )
 
 
-async def grade_claimed_job(
+async def _run_steps(
     pool: AsyncConnectionPool, llm: openai.AsyncOpenAI, settings: Settings, job: ClaimedJob
 ) -> str:
-    """Runs the four tasks for a job this worker owns; returns how the job ended."""
     try:
         submission = await load_submission(pool, job, settings.max_essay_chars)
+        await _pause_point("load-submission", settings)
         reply = await call_openai(llm, settings.model, submission)
+        await _pause_point("call-openai", settings)
         grade = await parse_score(reply, submission.rubric)
+        await _pause_point("parse-score", settings)
         await persist_result(pool, job, grade)
         return "completed"
     except LeaseLostError:
@@ -47,15 +53,76 @@ async def grade_claimed_job(
         return "failed" if owned else "lost"
 
 
+async def _pause_point(step: str, settings: Settings) -> None:
+    """Fault injection for the crash tests (GRADER_TEST_PAUSE_AFTER=step:seconds): hold the
+    job after a step so that a test can kill the worker exactly at that boundary."""
+    if settings.test_pause_after and settings.test_pause_after[0] == step:
+        await asyncio.sleep(settings.test_pause_after[1])
+
+
+async def _keep_lease(
+    pool: AsyncConnectionPool, job: ClaimedJob, settings: Settings, work: asyncio.Task[str]
+) -> None:
+    """The heartbeat: renews the lease while the job runs, so a slow but live model call is
+    never taken away; stops the work as soon as the job is no longer ours (cancelled, or
+    reaped after a stall)."""
+    while True:
+        await asyncio.sleep(settings.heartbeat_seconds)
+        try:
+            owned = await jobs.renew_lease(pool, job, settings.lease_seconds)
+        except psycopg.OperationalError:
+            continue  # the database is away for a moment; the lease has room for missed beats
+        if not owned:
+            work.cancel()
+            return
+
+
+async def grade_claimed_job(
+    pool: AsyncConnectionPool, llm: openai.AsyncOpenAI, settings: Settings, job: ClaimedJob
+) -> str:
+    """Runs the four tasks for a job this worker owns, under a renewed lease; returns how the
+    job ended: completed, failed, or lost (cancelled or taken over meanwhile)."""
+    work = asyncio.create_task(_run_steps(pool, llm, settings, job))
+    heartbeat = asyncio.create_task(_keep_lease(pool, job, settings, work))
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if work.cancelled() and not heartbeat.done():
+            raise  # we were cancelled from outside, not by the heartbeat
+        return "lost"
+    finally:
+        heartbeat.cancel()
+
+
+def _worker_id(settings: Settings, run_id: object) -> Settings:
+    """This flow run's identity in the job table: process plus run, so that two flow runs in
+    one process never release each other's jobs."""
+    return replace(settings, worker_id=f"{settings.worker_id}:{str(run_id)[:8]}")
+
+
+async def _release_on_crash(flow, run, state) -> None:
+    """on_crashed: the run is dying and Prefect knows it; hand its jobs back now rather than
+    when their leases expire."""
+    settings = _worker_id(Settings.from_env(), run.id)
+    task_id = run.parameters.get("task_id")
+    async with open_async_pool(settings, max_size=1) as pool:
+        await jobs.release_worker_tasks(
+            pool,
+            settings,
+            f"flow run {run.name} crashed: {(state.message or '')[:200]}",
+            UUID(str(task_id)) if task_id else None,
+        )
+
+
 def _grade_run_name() -> str:
     return f"grade-{str(flow_run.parameters['task_id'])[:8]}"
 
 
-@flow(name="grade-submission", flow_run_name=_grade_run_name)
+@flow(name="grade-submission", flow_run_name=_grade_run_name, on_crashed=[_release_on_crash])
 async def grade_submission(task_id: UUID) -> State:
     """Grades one job: claims it, then load-submission, call-OpenAI, parse-score,
     persist-result. A job that is not pending (already taken, finished) is left alone."""
-    settings = Settings.from_env()
+    settings = _worker_id(Settings.from_env(), flow_run.id)
     async with open_async_pool(settings, max_size=2) as pool, model_client(settings) as llm:
         job = await claim_task(pool, task_id, settings)
         if job is None:
@@ -68,14 +135,14 @@ async def grade_submission(task_id: UUID) -> State:
         return Failed(message=f"task {task_id} {outcome}: {status.error_message or ''}".strip())
 
 
-@flow(name="grade-pending")
+@flow(name="grade-pending", on_crashed=[_release_on_crash])
 async def grade_pending(limit: int = 100, concurrency: int = 10) -> dict[str, int]:
     """Grades up to `limit` pending jobs, `concurrency` at a time, oldest first. Claims as
     capacity frees up (SKIP LOCKED), so concurrent batch runs and on-demand runs never share a
     job, and no lease ticks while a job waits for a slot."""
     if limit < 1 or not 1 <= concurrency <= 1000:
         raise GraderError("limit must be at least 1 and concurrency between 1 and 1000")
-    settings = Settings.from_env()
+    settings = _worker_id(Settings.from_env(), flow_run.id)
     outcomes = {"completed": 0, "failed": 0, "lost": 0}
     claimed = 0
     in_flight: set[asyncio.Task[str]] = set()
@@ -83,6 +150,7 @@ async def grade_pending(limit: int = 100, concurrency: int = 10) -> dict[str, in
         open_async_pool(settings, max_size=min(concurrency + 1, 20)) as pool,
         model_client(settings) as llm,
     ):
+        await reap_expired_leases(pool, settings.max_attempts)
         while True:
             free = min(concurrency - len(in_flight), limit - claimed)
             if free > 0:

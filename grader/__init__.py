@@ -4,6 +4,7 @@ from grader import submit_essay, start_grading_job, check_grading_status, grade_
 """
 
 from grader.client import (
+    cancel_grading_job,
     check_grading_status,
     grade_submission,
     start_grading_job,
@@ -12,6 +13,7 @@ from grader.client import (
 )
 
 __all__ = [
+    "cancel_grading_job",
     "check_grading_status",
     "grade_submission",
     "start_grading_job",

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import psycopg
 
-from grader import client, db
+from grader import client, db, jobs
 from grader.errors import GraderError, InvalidEssayError
 from grader.llm import check_model_settings
 from grader.migrate import migrate, pending
@@ -155,9 +155,12 @@ class _Progress:
         async with db.open_async_pool(self.settings, max_size=1) as pool:
             while True:
                 await asyncio.sleep(interval)
-                async with pool.connection() as conn:
-                    cur = await conn.execute(db.query("unfinished_task_counts"))
-                    counts = await cur.fetchone()
+                try:
+                    async with pool.connection() as conn:
+                        cur = await conn.execute(db.query("unfinished_task_counts"))
+                        counts = await cur.fetchone()
+                except psycopg.OperationalError:
+                    continue  # the database is away for a moment; the flow retries on its own
                 line = (
                     f"[{time.monotonic() - self.started:6.1f}s] pending {counts['pending']}, "
                     f"processing {counts['processing']}"
@@ -202,6 +205,39 @@ def cmd_run_pending(args: argparse.Namespace, settings: Settings) -> int:
         f"{total} job(s) in {elapsed:.1f}s: {outcomes['completed']} completed, "
         f"{outcomes['failed']} failed"
         + (f", {outcomes['lost']} lost to another worker" if outcomes["lost"] else ""),
+    )
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    _database(settings).close()
+    status = client.cancel_grading_job(args.task_id)
+    _emit(args, status.to_dict(), f"cancelled task {status.task_id}")
+    return 0
+
+
+def cmd_reap(args: argparse.Namespace, settings: Settings) -> int:
+    _database(settings).close()
+    from flows.maintenance import reap_stuck_tasks
+
+    counts = asyncio.run(reap_stuck_tasks())
+    _emit(
+        args,
+        counts,
+        f"{counts['requeued']} job(s) back to pending, {counts['failed']} failed "
+        "(their workers' leases had expired)",
+    )
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
+    with _database(settings) as conn:
+        counts = jobs.prune_finished_tasks(conn, args.older_than, args.with_grades)
+    _emit(
+        args,
+        counts,
+        f"deleted {counts['jobs']} finished job(s) older than {args.older_than} days"
+        + (f" and {counts['grades']} grade(s)" if args.with_grades else "; grades kept"),
     )
     return 0
 
@@ -328,6 +364,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive_int, default=100, help="most jobs to grade (100)")
     p.add_argument("--concurrency", type=_positive_int, default=10, help="jobs graded at once (10)")
     p.set_defaults(func=cmd_run_pending)
+
+    p = sub.add_parser("cancel", parents=[output], help="cancel a pending or processing job")
+    p.add_argument("task_id")
+    p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser(
+        "reap", parents=[output], help="return the jobs of lost workers (expired leases)"
+    )
+    p.set_defaults(func=cmd_reap)
+
+    p = sub.add_parser("prune", parents=[output], help="delete old finished jobs")
+    p.add_argument("--older-than", type=_positive_int, required=True, metavar="DAYS")
+    p.add_argument("--with-grades", action="store_true", help="delete their grades too")
+    p.set_defaults(func=cmd_prune)
 
     p = sub.add_parser("jobs", parents=[output], help="monitoring: recent, failed, stats")
     p.add_argument("view", choices=["recent", "failed", "stats"])

@@ -58,6 +58,14 @@ def check_grading_status(task_id: UUID | str) -> JobStatus:
         return jobs.task_status(conn, task_id)
 
 
+def cancel_grading_job(task_id: UUID | str) -> JobStatus:
+    """Cancels a pending job at once; a processing one stops before its next step (or at its
+    worker's next heartbeat). A finished job is left as it is: GraderError says so."""
+    task_id = jobs.parse_uuid(task_id, "task")
+    with get_pool().connection() as conn:
+        return jobs.cancel_task(conn, task_id)
+
+
 def wait_for_grade(
     task_id: UUID | str, timeout: float = 300.0, poll_interval: float = 2.0
 ) -> JobStatus:

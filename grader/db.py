@@ -119,6 +119,8 @@ def get_pool(settings: Settings | None = None) -> ConnectionPool:
                 min_size=1,
                 max_size=10,
                 kwargs={"autocommit": True, "row_factory": dict_row},
+                # a connection broken by a server restart is replaced, not handed out
+                check=ConnectionPool.check_connection,
                 open=True,
                 name="grader",
             )
@@ -144,6 +146,7 @@ async def open_async_pool(
         min_size=1,
         max_size=max_size,
         kwargs={"autocommit": True, "row_factory": dict_row},
+        check=AsyncConnectionPool.check_connection,
         open=False,
         name="grader-flow",
     )

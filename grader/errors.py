@@ -40,3 +40,8 @@ class GradingFailedError(GraderError):
 
 class GradingTimeoutError(GraderError):
     """A caller stopped waiting for a grade."""
+
+
+class LeaseLostError(Exception):
+    """This attempt no longer owns its job (cancelled, or taken over after its lease expired);
+    whatever it computed is discarded."""

@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from grader.db import query
-from grader.errors import NotFoundError
+from grader.errors import GraderError, LeaseLostError, NotFoundError
 from grader.models import Grade, JobStatus, Rubric, ScoredGrade, parse_rubric
 from grader.settings import Settings
 
@@ -124,6 +124,31 @@ def _job_status(row: dict[str, Any]) -> JobStatus:
     )
 
 
+def cancel_task(conn: psycopg.Connection, task_id: UUID) -> JobStatus:
+    """Cancels a pending or processing job; a finished one is left as it is (GraderError)."""
+    if conn.execute(query("cancel_task"), {"task_id": task_id}).fetchone() is None:
+        status = task_status(conn, task_id)  # NotFoundError if there is none
+        raise GraderError(f"task {task_id} is already {status.status}; left as it is")
+    return task_status(conn, task_id)
+
+
+def prune_finished_tasks(
+    conn: psycopg.Connection, days: int, with_grades: bool, batch: int = 1000
+) -> dict[str, int]:
+    """Deletes finished jobs older than `days`, a batch per statement so that no lock is held
+    for long; their grades too if `with_grades`."""
+    jobs = grades = 0
+    while True:
+        rows = conn.execute(
+            query("prune_finished_tasks"),
+            {"days": days, "with_grades": with_grades, "batch": batch},
+        ).fetchall()
+        if not rows:
+            return {"jobs": jobs, "grades": grades}
+        jobs += len(rows)
+        grades += rows[0]["grades_deleted"]
+
+
 def task_status(conn: psycopg.Connection, task_id: UUID) -> JobStatus:
     row = conn.execute(query("task_status"), {"task_id": task_id}).fetchone()
     if row is None:
@@ -177,12 +202,14 @@ async def fetch_task_status(pool: AsyncConnectionPool, task_id: UUID) -> JobStat
 async def load_submission(pool: AsyncConnectionPool, job: ClaimedJob) -> Submission:
     async with pool.connection() as conn:
         cur = await conn.execute(
-            query("load_submission"),
-            {"submission_id": job.submission_id, "rubric_id": job.rubric_id},
+            query("load_submission"), {"task_id": job.task_id, "attempt": job.attempt}
         )
         row = await cur.fetchone()
     if row is None:
-        raise NotFoundError(f"submission or rubric of task {job.task_id} no longer exists")
+        raise LeaseLostError(
+            f"task {job.task_id} attempt {job.attempt} no longer owns the job "
+            "(cancelled or taken over), or its submission is gone"
+        )
     return Submission(
         submission_id=row["submission_id"],
         essay=row["essay"],
@@ -191,8 +218,46 @@ async def load_submission(pool: AsyncConnectionPool, job: ClaimedJob) -> Submiss
     )
 
 
-class LeaseLostError(Exception):
-    """Another attempt owns the job now; this worker's result is discarded."""
+async def renew_lease(pool: AsyncConnectionPool, job: ClaimedJob, lease_seconds: int) -> bool:
+    """Extends the lease; False when this attempt no longer owns the job."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            query("renew_lease"),
+            {"task_id": job.task_id, "attempt": job.attempt, "lease_seconds": lease_seconds},
+        )
+        return await cur.fetchone() is not None
+
+
+async def reap_expired_leases(pool: AsyncConnectionPool, max_attempts: int) -> dict[str, int]:
+    """Expired processing jobs back to pending (or failed after max_attempts); counts by
+    new status."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(query("reap_expired_leases"), {"max_attempts": max_attempts})
+        rows = await cur.fetchall()
+    return {
+        "requeued": sum(r["status"] == "pending" for r in rows),
+        "failed": sum(r["status"] == "failed" for r in rows),
+    }
+
+
+async def release_worker_tasks(
+    pool: AsyncConnectionPool,
+    settings: Settings,
+    reason: str,
+    task_id: UUID | None = None,
+) -> int:
+    """Hands this worker's processing jobs (or one of them) back at once; how many."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            query("release_worker_tasks"),
+            {
+                "worker_id": settings.worker_id,
+                "max_attempts": settings.max_attempts,
+                "reason": reason[:2000],
+                "task_id": task_id,
+            },
+        )
+        return len(await cur.fetchall())
 
 
 async def complete_task(pool: AsyncConnectionPool, job: ClaimedJob, grade: ScoredGrade) -> UUID:

@@ -42,6 +42,17 @@ def _env_float(name: str, default: float, minimum: float = 0.0) -> float:
     return value
 
 
+def _pause_after(raw: str | None) -> tuple[str, float] | None:
+    """GRADER_TEST_PAUSE_AFTER=step:seconds, fault injection for the crash tests."""
+    if not raw:
+        return None
+    step, _, seconds = raw.partition(":")
+    try:
+        return step, float(seconds)
+    except ValueError:
+        raise ConfigError(f"GRADER_TEST_PAUSE_AFTER must be step:seconds, got {raw!r}") from None
+
+
 def redact_url(url: str) -> str:
     """postgresql://user:secret@host/db -> postgresql://user:***@host/db"""
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
@@ -57,9 +68,11 @@ class Settings:
     request_timeout: float
     max_essay_chars: int
     lease_seconds: int
+    max_attempts: int
     model_retries: int
     retry_backoff_seconds: float
     worker_id: str
+    test_pause_after: tuple[str, float] | None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -73,10 +86,18 @@ class Settings:
             request_timeout=_env_float("GRADER_REQUEST_TIMEOUT", 120.0, minimum=0.1),
             max_essay_chars=_env_int("GRADER_MAX_ESSAY_CHARS", 100_000, minimum=1),
             lease_seconds=_env_int("GRADER_LEASE_SECONDS", 300, minimum=5),
+            max_attempts=_env_int("GRADER_MAX_ATTEMPTS", 3, minimum=1),
             model_retries=_env_int("GRADER_MODEL_RETRIES", 4),
             retry_backoff_seconds=_env_float("GRADER_RETRY_BACKOFF_SECONDS", 2.0),
             worker_id=os.environ.get("GRADER_WORKER_ID") or f"{socket.gethostname()}:{os.getpid()}",
+            test_pause_after=_pause_after(os.environ.get("GRADER_TEST_PAUSE_AFTER")),
         )
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """How often a worker renews its lease: often enough that two missed beats still leave
+        time, and that a cancelled job stops within seconds."""
+        return min(self.lease_seconds / 3, 15.0)
 
     @property
     def pgdata(self) -> Path:

@@ -36,9 +36,10 @@ def retry_if_transient(task, task_run, state) -> bool:
     return isinstance(exc, BaseException) and is_transient(exc)
 
 
+# Long enough to ride out a database restart or failover (0.5 + 1 + 2 + 4 + 8 + 16 s).
 _db_retries = {
-    "retries": 3,
-    "retry_delay_seconds": exponential_backoff(backoff_factor=_POLICY.retry_backoff_seconds),
+    "retries": 6,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=0.5),
     "retry_jitter_factor": 0.5,
     "retry_condition_fn": retry_if_transient,
     "cache_policy": NO_CACHE,
@@ -95,6 +96,11 @@ async def parse_score(reply: ModelReply, rubric: Rubric) -> ScoredGrade:
 @task(name="persist-result", **_db_retries)
 async def persist_result(pool: AsyncConnectionPool, job: ClaimedJob, grade: ScoredGrade) -> UUID:
     return await jobs.complete_task(pool, job, grade)
+
+
+@task(name="reap-expired-leases", **_db_retries)
+async def reap_expired_leases(pool: AsyncConnectionPool, max_attempts: int) -> dict[str, int]:
+    return await jobs.reap_expired_leases(pool, max_attempts)
 
 
 @task(name="mark-failed", **_db_retries)

@@ -96,10 +96,74 @@ WHERE t.task_id = picked.task_id AND t.status = 'pending'
 RETURNING t.task_id, t.attempts, t.input_data;
 
 -- name: load_submission
--- The essay and rubric a claimed job grades.
+-- The essay and rubric a claimed job grades; nothing once this attempt no longer owns the job
+-- (cancelled, or taken over after its lease expired), so the model is not called for nothing.
 SELECT s.submission_id, s.essay, r.rubric_id, r.definition
-FROM grader.submissions AS s, grader.rubrics AS r
-WHERE s.submission_id = %(submission_id)s AND r.rubric_id = %(rubric_id)s;
+FROM grader.background_tasks AS t
+JOIN grader.submissions AS s ON s.submission_id = (t.input_data ->> 'submission_id')::uuid
+JOIN grader.rubrics AS r ON r.rubric_id = (t.input_data ->> 'rubric_id')::uuid
+WHERE t.task_id = %(task_id)s AND t.status = 'processing' AND t.attempts = %(attempt)s;
+
+-- name: renew_lease
+-- The heartbeat: extends this attempt's lease; no row when the job is no longer ours.
+UPDATE grader.background_tasks
+SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s), updated_at = now()
+WHERE task_id = %(task_id)s AND status = 'processing' AND attempts = %(attempt)s
+RETURNING lease_expires_at;
+
+-- name: reap_expired_leases
+-- The reaper: processing jobs whose lease expired (their worker died or hung) go back to
+-- pending while attempts remain, otherwise to failed with the reason.
+UPDATE grader.background_tasks
+SET status = CASE WHEN attempts < %(max_attempts)s THEN 'pending' ELSE 'failed' END,
+    error_message = CASE
+        WHEN attempts < %(max_attempts)s
+        THEN format('worker %%s lost; lease expired, retrying (attempt %%s of %%s failed)',
+                    worker_id, attempts, %(max_attempts)s)
+        ELSE format('worker lost; lease expired after %%s attempts', attempts)
+    END,
+    completed_at = CASE WHEN attempts < %(max_attempts)s THEN NULL ELSE now() END,
+    lease_expires_at = NULL, updated_at = now()
+WHERE status = 'processing' AND lease_expires_at < now()
+RETURNING task_id, status, attempts;
+
+-- name: release_worker_tasks
+-- A worker that knows it is dying hands its jobs back at once instead of waiting for the
+-- leases: pending again while attempts remain, failed otherwise.
+UPDATE grader.background_tasks
+SET status = CASE WHEN attempts < %(max_attempts)s THEN 'pending' ELSE 'failed' END,
+    error_message = %(reason)s,
+    completed_at = CASE WHEN attempts < %(max_attempts)s THEN NULL ELSE now() END,
+    lease_expires_at = NULL, updated_at = now()
+WHERE status = 'processing' AND worker_id = %(worker_id)s
+  AND (%(task_id)s::uuid IS NULL OR task_id = %(task_id)s::uuid)
+RETURNING task_id, status;
+
+-- name: cancel_task
+-- pending or processing -> cancelled. A processing job's worker finds out at its next step
+-- (every later write is guarded by status) or at its next heartbeat.
+UPDATE grader.background_tasks
+SET status = 'cancelled', error_message = 'cancelled by request', completed_at = now(),
+    updated_at = now(), lease_expires_at = NULL
+WHERE task_id = %(task_id)s AND status IN ('pending', 'processing')
+RETURNING task_id;
+
+-- name: prune_finished_tasks
+-- Deletes up to `batch` finished jobs older than the cut-off (SKIP LOCKED keeps it out of the
+-- way of workers). Their grades stay, with task_id set to NULL, unless `with_grades`.
+WITH doomed AS MATERIALIZED (
+    SELECT task_id FROM grader.background_tasks
+    WHERE completed_at < now() - make_interval(days => %(days)s)
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+), doomed_grades AS (
+    DELETE FROM grader.grades
+    WHERE %(with_grades)s AND task_id IN (SELECT task_id FROM doomed)
+    RETURNING grade_id
+)
+DELETE FROM grader.background_tasks
+WHERE task_id IN (SELECT task_id FROM doomed)
+RETURNING task_id, (SELECT count(*) FROM doomed_grades) AS grades_deleted;
 
 -- name: complete_task_with_grade
 -- processing -> completed and the grade, in one statement: no grade without completion, and a
