@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from typing import Any, NoReturn
 
 import psycopg
 
-from grader import client, db, jobs
+from grader import client, db, handoff, jobs
 from grader.errors import GraderError, InvalidEssayError
 from grader.llm import check_model_settings
 from grader.migrate import migrate, pending
@@ -132,7 +133,8 @@ def cmd_grade(args: argparse.Namespace, settings: Settings) -> int:
     if not args.wait:
         _emit(args, {"task_id": str(task_id)}, str(task_id))
         return 0
-    if client.check_grading_status(task_id).status == "pending":
+    if not handoff.enabled(settings) and client.check_grading_status(task_id).status == "pending":
+        # no Prefect deployment to hand it to: grade it here
         from flows.grading import grade_submission
 
         _run_flow(settings, lambda: grade_submission(task_id, return_state=True))
@@ -286,6 +288,46 @@ def cmd_simulate_llm(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    from grader import stack
+
+    if settings.database_url:
+        raise GraderError("DATABASE_URL is set: `grader up` runs the embedded PostgreSQL")
+    started = time.monotonic()
+    say = (lambda text: None) if args.json else print
+    say("Starting the local stack (PostgreSQL, Prefect server and UI, work pool, worker)...")
+    state = stack.up(
+        settings,
+        stack.StackOptions(host=args.host, port=args.port, pool=args.pool),
+        say,
+    )
+    if args.json:
+        _emit(args, state, "")
+        return 0
+    print(f"Ready in {time.monotonic() - started:.1f}s.")
+    print(f"  Prefect UI     {state['ui_url']}")
+    print(f"  Prefect API    {state['api_url']}")
+    print(f"  database       embedded PostgreSQL in {settings.pgdata}")
+    print(f"  work pool      {state['pool']} (deployments from prefect.yaml)")
+    if state["simulated"]:
+        print("  model          the built-in simulator (no OPENAI_API_KEY): scores are SIMULATED")
+    print(f"  logs           {settings.home / 'logs'}")
+    print("grader commands in this GRADER_HOME now use this stack. Stop it with: grader down")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
+    from grader import stack
+
+    stopped = stack.down(settings)
+    _emit(
+        args,
+        {"stopped": stopped},
+        f"stopped: {', '.join(stopped)}" if stopped else "nothing was running",
+    )
+    return 0
+
+
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     if settings.database_url:
         raise GraderError("DATABASE_URL is set: the grader does not manage that server")
@@ -405,16 +447,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed for the fault dice")
     p.set_defaults(func=cmd_simulate_llm)
 
+    p = sub.add_parser(
+        "up", parents=[output], help="start the local stack: PostgreSQL, Prefect UI, worker"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="Prefect server address (127.0.0.1)")
+    p.add_argument("--port", type=_positive_int, default=4200, help="Prefect UI port (4200)")
+    p.add_argument("--pool", default="grading", help="work pool name (grading)")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("down", parents=[output], help="stop everything `grader up` started")
+    p.set_defaults(func=cmd_down)
+
     p = sub.add_parser("db", help="manage the embedded PostgreSQL")
     p.add_argument("action", choices=["stop"])
     p.set_defaults(func=cmd_db)
     return parser
 
 
+def _use_running_stack() -> None:
+    """Points this command at the stack `grader up` started in this GRADER_HOME, if any,
+    unless the environment names a Prefect API or a model already."""
+    from grader import stack
+
+    state = stack.running_stack(Settings.from_env())
+    if state is None:
+        return
+    os.environ.setdefault("PREFECT_API_URL", state["api_url"])
+    if state["simulated"] and not os.environ.get("OPENAI_API_KEY"):
+        os.environ.setdefault("OPENAI_BASE_URL", state["model_url"])
+
+
 def main(argv: list[str] | None = None) -> int:
-    configure_prefect()  # before anything imports Prefect
     args = build_parser().parse_args(argv)
     try:
+        _use_running_stack()
+        configure_prefect()  # before anything imports Prefect
         return args.func(args, Settings.from_env())
     except GraderError as exc:
         print(f"grader: error: {exc}", file=sys.stderr)

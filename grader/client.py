@@ -15,7 +15,7 @@ from uuid import UUID
 
 import psycopg
 
-from grader import jobs
+from grader import handoff, jobs
 from grader.db import database_url, get_pool
 from grader.errors import GradingFailedError, GradingTimeoutError
 from grader.models import JobStatus, Rubric, check_essay, load_rubric
@@ -44,11 +44,17 @@ def submit_essay(text: str, student_ref: str | None = None, rubric: RubricArg = 
 def start_grading_job(submission_id: UUID | str, rubric: RubricArg = None) -> UUID:
     """Creates a pending grading job and returns its task id at once. Asking again for the same
     submission, rubric and essay while a job is pending, processing or completed returns that
-    job's id. `rubric` overrides the one given at submission."""
+    job's id. `rubric` overrides the one given at submission. With a Prefect API configured
+    (PREFECT_API_URL), a new job is handed to the grade-submission deployment in the background,
+    after the commit."""
+    settings = Settings.from_env()
     submission_id = jobs.parse_uuid(submission_id, "submission")
-    with get_pool().connection() as conn:
+    with get_pool(settings).connection() as conn:
         rubric_id = _resolve_rubric(conn, rubric) if rubric is not None else None
-        return jobs.create_grading_task(conn, submission_id, rubric_id)
+        task_id, created = jobs.create_grading_task(conn, submission_id, rubric_id)
+    if created and handoff.enabled(settings):
+        handoff.hand_off(settings, task_id)
+    return task_id
 
 
 def check_grading_status(task_id: UUID | str) -> JobStatus:

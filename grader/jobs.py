@@ -86,9 +86,9 @@ def create_submission(
 
 def create_grading_task(
     conn: psycopg.Connection, submission_id: UUID, rubric_id: UUID | None = None
-) -> UUID:
-    """Inserts a pending job, or returns the live or completed job for the same submission,
-    rubric and essay content."""
+) -> tuple[UUID, bool]:
+    """Inserts a pending job, or finds the live or completed job for the same submission,
+    rubric and essay content; returns its id and whether it is new."""
     sub = conn.execute(query("submission_for_trigger"), {"submission_id": submission_id}).fetchone()
     if sub is None:
         raise NotFoundError(f"submission {submission_id} not found")
@@ -101,12 +101,11 @@ def create_grading_task(
         row = conn.execute(
             query("insert_task"), {"input_data": input_data, "idempotency_key": key}
         ).fetchone()
-        if row is None:
-            row = conn.execute(
-                query("task_by_idempotency_key"), {"idempotency_key": key}
-            ).fetchone()
         if row is not None:
-            return row["task_id"]
+            return row["task_id"], True
+        row = conn.execute(query("task_by_idempotency_key"), {"idempotency_key": key}).fetchone()
+        if row is not None:
+            return row["task_id"], False
     raise RuntimeError("could not create or find the grading task")  # pragma: no cover
 
 

@@ -72,6 +72,8 @@ class Settings:
     model_retries: int
     retry_backoff_seconds: float
     worker_id: str
+    prefect_api_url: str | None
+    deployment: str
     test_pause_after: tuple[str, float] | None
 
     @classmethod
@@ -90,6 +92,9 @@ class Settings:
             model_retries=_env_int("GRADER_MODEL_RETRIES", 4),
             retry_backoff_seconds=_env_float("GRADER_RETRY_BACKOFF_SECONDS", 2.0),
             worker_id=os.environ.get("GRADER_WORKER_ID") or f"{socket.gethostname()}:{os.getpid()}",
+            prefect_api_url=os.environ.get("PREFECT_API_URL") or None,
+            # the deployment a new job is handed to when a Prefect API is configured; "" = none
+            deployment=os.environ.get("GRADER_DEPLOYMENT", "grade-submission/grade-submission"),
             test_pause_after=_pause_after(os.environ.get("GRADER_TEST_PAUSE_AFTER")),
         )
 

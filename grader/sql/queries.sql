@@ -68,6 +68,10 @@ RETURNING task_id;
 SELECT task_id FROM grader.background_tasks
 WHERE idempotency_key = %(idempotency_key)s AND status IN ('pending', 'processing', 'completed');
 
+-- name: set_flow_run_id
+-- Records the Prefect flow run a job was handed to (metadata: it changes no status).
+UPDATE grader.background_tasks SET flow_run_id = %(flow_run_id)s WHERE task_id = %(task_id)s;
+
 -- name: claim_task
 -- pending -> processing for one named job, with a lease for this worker.
 UPDATE grader.background_tasks
