@@ -1,0 +1,132 @@
+"""End to end against a real Prefect server on PostgreSQL, started by `grader up`: deployments
+from prefect.yaml, a process worker, hand-off from the client, schedules, and `grader down`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from grader import check_grading_status, handoff, start_grading_job, submit_essay
+from grader.client import wait_for_grade
+from grader.settings import Settings
+from tests.conftest import run_cli
+
+ESSAY = "Schools should start later.\n\nTeenagers sleep later and learn better after nine."
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    home = tmp_path_factory.mktemp("stack-home")
+    env = {"GRADER_HOME": str(home)}
+    up = run_cli("up", "--port", str(_free_port()), "--json", env=env, timeout=240)
+    assert up.returncode == 0, up.stderr + (home / "logs" / "setup.log").read_text()
+    state = json.loads(up.stdout)
+    try:
+        yield {**state, "home": home}
+    finally:
+        down = run_cli("down", env=env, timeout=120)
+        assert down.returncode == 0, down.stderr
+        assert "prefect-server" in down.stdout and "postgresql" in down.stdout
+        left = [name for name, pid in state["pids"].items() if _alive(pid)]
+        assert left == [], f"still running after grader down: {left}"
+
+
+@pytest.fixture
+def on_stack(stack: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """This process's client pointed at the stack's database and Prefect API."""
+    monkeypatch.setenv("DATABASE_URL", stack["database_url"])
+    monkeypatch.setenv("PREFECT_API_URL", stack["api_url"])
+    return stack
+
+
+async def _prefect(api_url: str, fn):
+    from prefect.client.orchestration import PrefectClient
+
+    async with PrefectClient(api=api_url) as client:
+        return await fn(client)
+
+
+def test_up_deploys_every_deployment_with_its_schedule(stack: dict) -> None:
+    async def read(client):
+        return await client.read_deployments()
+
+    deployments = {d.name: d for d in asyncio.run(_prefect(stack["api_url"], read))}
+    assert {"grade-submission", "grade-pending", "reap-stuck-tasks"} <= set(deployments)
+    assert all(d.work_pool_name == stack["pool"] for d in deployments.values())
+    cron = [s.schedule for s in deployments["grade-pending"].schedules]
+    assert [(c.cron, c.timezone) for c in cron] == [("*/5 * * * *", "UTC")]
+    assert deployments["grade-pending"].parameters == {"limit": 500, "concurrency": 20}
+    interval = deployments["reap-stuck-tasks"].schedules[0].schedule
+    assert interval.interval.total_seconds() == 60
+
+
+def test_five_grades_handed_off_to_the_deployment_complete(on_stack: dict) -> None:
+    task_ids = [start_grading_job(submit_essay(f"{ESSAY}\nEssay {i}.")) for i in range(5)]
+    statuses = [wait_for_grade(t, timeout=180, poll_interval=1) for t in task_ids]
+    assert all(s.status == "completed" and s.grade.simulated for s in statuses)
+    assert all(s.flow_run_id is not None for s in statuses)
+
+    async def read_when_final(client):
+        # the grade is committed a moment before the flow run reports its final state
+        for _ in range(120):
+            runs = [await client.read_flow_run(s.flow_run_id) for s in statuses]
+            if all(r.state.is_final() for r in runs):
+                return runs
+            await asyncio.sleep(0.5)
+        return runs
+
+    runs = asyncio.run(_prefect(on_stack["api_url"], read_when_final))
+    assert [r.state.type.value for r in runs] == ["COMPLETED"] * 5
+    assert sorted(r.name for r in runs) == sorted(f"grade-{str(t)[:8]}" for t in task_ids)
+
+
+def test_failed_hand_off_leaves_a_pending_job_that_grade_pending_completes(
+    on_stack: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{_free_port()}/api")  # Prefect down
+    task_id = start_grading_job(submit_essay(ESSAY + "\nPrefect was down."))
+    # the hand-off start_grading_job began in the background fails the same way as this one
+    assert handoff.hand_off(Settings.from_env(), task_id).result(timeout=30) is None
+    status = check_grading_status(task_id)
+    assert status.status == "pending" and status.flow_run_id is None
+
+    from prefect.deployments import arun_deployment
+
+    async def run_batch(client):
+        return await arun_deployment("grade-pending/grade-pending", client=client, timeout=180)
+
+    run = asyncio.run(_prefect(on_stack["api_url"], run_batch))
+    assert run.state.type.value == "COMPLETED"
+    assert check_grading_status(task_id).status == "completed"
+
+
+def test_cli_in_the_stack_home_uses_the_stack(stack: dict, tmp_path: Path) -> None:
+    """`grader grade --wait` hands off to the deployment and waits for the worker's grade."""
+    env = {"GRADER_HOME": str(stack["home"])}
+    essay = tmp_path / "essay.txt"
+    essay.write_text(ESSAY + "\nFrom the command line.")
+    submission_id = run_cli("submit", str(essay), env=env).stdout.strip()
+    graded = run_cli("grade", submission_id, "--wait", "--json", env=env, timeout=240)
+    assert graded.returncode == 0, graded.stderr
+    result = json.loads(graded.stdout)
+    assert result["status"] == "completed" and result["flow_run_id"]
