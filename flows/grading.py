@@ -12,6 +12,7 @@ from uuid import UUID
 import openai
 import psycopg
 from prefect import flow
+from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from psycopg_pool import AsyncConnectionPool
@@ -21,6 +22,7 @@ from grader.db import open_async_pool
 from grader.errors import GraderError, LeaseLostError
 from grader.jobs import ClaimedJob, fetch_task_status
 from grader.llm import describe_failure, model_client
+from grader.models import JobStatus
 from grader.settings import Settings
 from tasks.grading import (
     call_openai,
@@ -114,6 +116,26 @@ async def _release_on_crash(flow, run, state) -> None:
         )
 
 
+def _grade_summary(status: JobStatus) -> str:
+    """The artifact of a completed run: scores and timings, never the essay or student."""
+    grade = status.grade
+    lines = [
+        f"### Task {status.task_id}",
+        f"**{grade.total_score}/{grade.max_score}**"
+        + (" (SIMULATED: not a real grade)" if grade.simulated else ""),
+        "",
+        "| criterion | score |",
+        "|---|---|",
+        *(f"| {c['name']} | {c['score']}/{c['max_points']} |" for c in grade.criteria),
+        "",
+        f"- queue wait: {(status.started_at - status.created_at).total_seconds():.2f}s",
+        f"- grading: {(status.completed_at - status.started_at).total_seconds():.2f}s",
+        f"- model: {grade.model}, {grade.model_attempts} call(s), "
+        f"{grade.prompt_tokens} + {grade.completion_tokens} tokens",
+    ]
+    return "\n".join(lines)
+
+
 def _grade_run_name() -> str:
     return f"grade-{str(flow_run.parameters['task_id'])[:8]}"
 
@@ -129,10 +151,15 @@ async def grade_submission(task_id: UUID) -> State:
             status = await fetch_task_status(pool, task_id)  # NotFoundError if there is none
             return Completed(message=f"task {task_id} was not pending ({status.status})")
         outcome = await grade_claimed_job(pool, llm, settings, job)
-        if outcome == "completed":
-            return Completed(message=f"task {task_id} completed")
         status = await fetch_task_status(pool, task_id)
-        return Failed(message=f"task {task_id} {outcome}: {status.error_message or ''}".strip())
+    if outcome == "completed":
+        await acreate_markdown_artifact(
+            key=f"grade-{str(task_id)[:8]}",
+            markdown=_grade_summary(status),
+            description="Scores and timings of one grading job (no essay text)",
+        )
+        return Completed(message=f"task {task_id} completed")
+    return Failed(message=f"task {task_id} {outcome}: {status.error_message or ''}".strip())
 
 
 @flow(name="grade-pending", on_crashed=[_release_on_crash])
@@ -162,4 +189,10 @@ async def grade_pending(limit: int = 100, concurrency: int = 10) -> dict[str, in
             finished, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
             for done in finished:
                 outcomes[done.result()] += 1
+    await acreate_table_artifact(
+        key="grade-pending-batch",
+        table=[{"outcome": name, "jobs": count} for name, count in outcomes.items()],
+        description=f"Jobs graded by one grade-pending run (limit {limit}, concurrency "
+        f"{concurrency})",
+    )
     return outcomes

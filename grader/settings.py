@@ -70,6 +70,7 @@ class Settings:
     lease_seconds: int
     max_attempts: int
     model_retries: int
+    model_rpm: int
     retry_backoff_seconds: float
     worker_id: str
     prefect_api_url: str | None
@@ -90,6 +91,7 @@ class Settings:
             lease_seconds=_env_int("GRADER_LEASE_SECONDS", 300, minimum=5),
             max_attempts=_env_int("GRADER_MAX_ATTEMPTS", 3, minimum=1),
             model_retries=_env_int("GRADER_MODEL_RETRIES", 4),
+            model_rpm=_env_int("GRADER_MODEL_RPM", 0),
             retry_backoff_seconds=_env_float("GRADER_RETRY_BACKOFF_SECONDS", 2.0),
             worker_id=os.environ.get("GRADER_WORKER_ID") or f"{socket.gethostname()}:{os.getpid()}",
             prefect_api_url=os.environ.get("PREFECT_API_URL") or None,

@@ -109,12 +109,25 @@ def _wait(condition, seconds: float, what: str, logs: Path) -> None:
         time.sleep(0.3)
 
 
-def _run(args: list[str], env: dict[str, str], what: str, logs: Path) -> None:
-    done = subprocess.run(args, env=env, cwd=PROJECT_DIR, capture_output=True, text=True)
+def _run(args: list[str], env: dict[str, str], what: str, logs: Path, check: bool = True) -> None:
+    done = subprocess.run(
+        args, env=env, cwd=PROJECT_DIR, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
     with open(logs / "setup.log", "a") as log:
         log.write(done.stdout + done.stderr)
-    if done.returncode != 0:
+    if check and done.returncode != 0:
         raise GraderError(f"{what} failed; see {logs / 'setup.log'}")
+
+
+def _rate_limit_model_calls(prefect: str, rpm: int, env: dict[str, str], logs: Path) -> None:
+    """GRADER_MODEL_RPM as a Prefect global concurrency limit whose slots decay at rpm/60 per
+    second: every worker's call-openai task takes a slot first."""
+    from tasks.grading import MODEL_RATE_LIMIT
+
+    values = ["--limit", str(rpm), "--slot-decay-per-second", f"{rpm / 60:.4f}"]
+    # create it the first time; set the values every time (the limit may exist from before)
+    _run([prefect, "gcl", "create", MODEL_RATE_LIMIT, *values], env, "", logs, check=False)
+    _run([prefect, "gcl", "update", MODEL_RATE_LIMIT, *values], env, "the model rate limit", logs)
 
 
 def up(settings: Settings, options: StackOptions, say) -> dict:
@@ -166,6 +179,8 @@ def up(settings: Settings, options: StackOptions, say) -> dict:
             "prefect deploy --all",
             logs,
         )
+        if settings.model_rpm:
+            _rate_limit_model_calls(prefect, settings.model_rpm, base_env, logs)
         say(f"  work pool and deployments      {time.monotonic() - t0:5.1f}s")
 
         worker_env = {**base_env, "DATABASE_URL": grader_url, "PREFECT_WORKER_QUERY_SECONDS": "2"}

@@ -16,6 +16,7 @@ from uuid import UUID
 import openai
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.asyncio import rate_limit
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 from psycopg_pool import AsyncConnectionPool
@@ -26,8 +27,12 @@ from grader.llm import is_transient, request_grade, retry_after_seconds
 from grader.models import ModelReply, Rubric, ScoredGrade, check_essay, parse_reply
 from grader.settings import Settings
 
-# Read when the worker starts; GRADER_MODEL_RETRIES and GRADER_RETRY_BACKOFF_SECONDS set them.
+# Read when the worker starts: GRADER_MODEL_RETRIES, GRADER_RETRY_BACKOFF_SECONDS, GRADER_MODEL_RPM.
 _POLICY = Settings.from_env()
+
+# The Prefect global concurrency limit (with slot decay) that rate-limits model calls;
+# `grader up` creates it from GRADER_MODEL_RPM.
+MODEL_RATE_LIMIT = "grader-model-calls"
 
 
 def retry_if_transient(task, task_run, state) -> bool:
@@ -80,6 +85,9 @@ async def load_submission(
 async def call_openai(client: openai.AsyncOpenAI, model: str, submission: Submission) -> ModelReply:
     context = TaskRunContext.get()
     attempt = context.task_run.run_count if context else 1
+    if _POLICY.model_rpm:
+        # the global requests-per-minute budget shared by every worker (a Prefect rate limit)
+        await rate_limit(MODEL_RATE_LIMIT)
     try:
         return await request_grade(client, model, submission.rubric, submission.essay, attempt)
     except openai.RateLimitError as exc:
