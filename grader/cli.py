@@ -262,6 +262,21 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from reports.render import summary_lines
+    from reports.weekly import generate
+
+    _database(settings).close()
+    report, folder = generate(settings, args.since, args.until, args.tz, args.out)
+    files = sorted(p.name for p in folder.iterdir())
+    _emit(
+        args,
+        {**report.summary, "folder": str(folder), "files": files},
+        "\n".join([*summary_lines(report), "", f"written to {folder}/ ({len(files)} files)"]),
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from grader.demo import run_demo
 
@@ -426,6 +441,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive_int, default=20, help="rows to show (20)")
     p.add_argument("--days", type=_positive_int, default=7, help="window for stats (7)")
     p.set_defaults(func=cmd_jobs)
+
+    p = sub.add_parser(
+        "report", parents=[output], help="weekly metrics report: CSV, Markdown, HTML, charts"
+    )
+    p.add_argument(
+        "--since",
+        help="start: a date (midnight in --tz) or ISO date-time; default 7 days before --until",
+    )
+    p.add_argument("--until", help="end, exclusive; default now")
+    p.add_argument("--tz", default="UTC", help="time zone of days and hours (UTC)")
+    p.add_argument("--out", help="base folder (default $GRADER_HOME/reports)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", parents=[output], help="grade the sample essays end to end")
     p.set_defaults(func=cmd_demo)

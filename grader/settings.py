@@ -101,6 +101,15 @@ class Settings:
         )
 
     @property
+    def reports_dir(self) -> Path:
+        return Path(os.environ.get("GRADER_REPORTS_DIR") or self.home / "reports").expanduser()
+
+    @property
+    def prices_file(self) -> str | None:
+        """A TOML or JSON table of model prices (USD per million tokens) for the report."""
+        return os.environ.get("GRADER_PRICES") or None
+
+    @property
     def heartbeat_seconds(self) -> float:
         """How often a worker renews its lease: often enough that two missed beats still leave
         time, and that a cancelled job stops within seconds."""

@@ -11,17 +11,18 @@ import psycopg
 from grader.db import query
 
 
-def _frame(conn: psycopg.Connection, name: str, params: dict[str, Any]) -> pd.DataFrame:
+def query_frame(conn: psycopg.Connection, name: str, params: dict[str, Any]) -> pd.DataFrame:
+    """A named query's rows as a DataFrame (with its columns even when there are no rows)."""
     cur = conn.execute(query(name), params)
     return pd.DataFrame(cur.fetchall(), columns=[column.name for column in cur.description])
 
 
 def recent_jobs(conn: psycopg.Connection, limit: int = 20) -> pd.DataFrame:
-    return _frame(conn, "recent_tasks", {"limit": limit})
+    return query_frame(conn, "recent_tasks", {"limit": limit})
 
 
 def failed_jobs(conn: psycopg.Connection, limit: int = 20) -> pd.DataFrame:
-    return _frame(conn, "failed_tasks", {"limit": limit})
+    return query_frame(conn, "failed_tasks", {"limit": limit})
 
 
 def grading_time_stats(conn: psycopg.Connection, days: int = 7) -> dict[str, Any]:

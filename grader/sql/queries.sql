@@ -241,3 +241,60 @@ SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
        count(*) FILTER (WHERE status = 'processing') AS processing
 FROM grader.background_tasks
 WHERE status IN ('pending', 'processing');
+
+-- name: report_jobs
+-- One narrow row per job created in the window, for the weekly report (streamed with COPY).
+-- Times as epoch seconds; the model of the grade where there is one.
+SELECT t.task_type, t.status, t.attempts,
+       EXTRACT(EPOCH FROM t.created_at)::float8 AS created,
+       EXTRACT(EPOCH FROM t.started_at)::float8 AS started,
+       EXTRACT(EPOCH FROM t.completed_at)::float8 AS completed,
+       g.model
+FROM grader.background_tasks AS t
+LEFT JOIN grader.grades AS g ON g.task_id = t.task_id
+WHERE t.created_at >= %(since)s AND t.created_at < %(until)s
+
+-- name: report_errors
+-- The most common failure reasons in the window, with ids and numbers normalised away so that
+-- one cause is one row.
+SELECT left(regexp_replace(regexp_replace(error_message,
+           '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}', '<id>', 'g'),
+           '[0-9]+([.][0-9]+)?', '<n>', 'g'), 300) AS error,
+       count(*) AS jobs
+FROM grader.background_tasks
+WHERE status = 'failed' AND created_at >= %(since)s AND created_at < %(until)s
+GROUP BY 1
+ORDER BY jobs DESC, error
+LIMIT %(limit)s;
+
+-- name: report_tokens
+-- Token usage by model for the grades of jobs created in the window.
+SELECT g.model, count(*) AS grades, sum(g.prompt_tokens)::bigint AS prompt_tokens,
+       sum(g.completion_tokens)::bigint AS completion_tokens
+FROM grader.grades AS g
+JOIN grader.background_tasks AS t ON t.task_id = g.task_id
+WHERE t.created_at >= %(since)s AND t.created_at < %(until)s
+GROUP BY g.model
+ORDER BY g.model;
+
+-- name: report_scores
+-- How often each score was given per rubric criterion, for grades in the window.
+SELECT c ->> 'key' AS criterion, (c ->> 'score')::int AS score,
+       (c ->> 'max_points')::int AS max_points, count(*) AS grades
+FROM grader.grades AS g
+JOIN grader.background_tasks AS t ON t.task_id = g.task_id
+CROSS JOIN LATERAL jsonb_array_elements(g.criteria) AS c
+WHERE t.created_at >= %(since)s AND t.created_at < %(until)s
+GROUP BY 1, 2, 3
+ORDER BY 1, 2;
+
+-- name: report_total_percentiles
+-- The report benchmark's baseline: total-duration statistics of completed jobs in one query.
+SELECT count(*) AS count, avg(d) AS mean, min(d) AS min,
+       percentile_cont(ARRAY[0.5, 0.9, 0.95, 0.99]) WITHIN GROUP (ORDER BY d) AS percentiles,
+       max(d) AS max
+FROM (
+    SELECT EXTRACT(EPOCH FROM (completed_at - created_at))::float8 AS d
+    FROM grader.background_tasks
+    WHERE status = 'completed' AND created_at >= %(since)s AND created_at < %(until)s
+) AS durations;

@@ -1,0 +1,293 @@
+"""The weekly metrics report: what ran, what failed and why, how long grading takes.
+
+PostgreSQL does what shrinks the data (error grouping, token sums, score counts); the per-job
+rows the duration statistics need are streamed with COPY as narrow CSV (times as epoch seconds)
+and summarised with pandas. Percentiles interpolate linearly, as percentile_cont does. Stored
+times are UTC; days and hours are counted in the report's time zone.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pandas as pd
+import psycopg
+
+from grader.db import query
+from grader.errors import ConfigError
+from grader.settings import Settings
+from reports.monitoring import query_frame
+
+QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+STAT_COLUMNS = ["count", "mean", "min", "p50", "p90", "p95", "p99", "max"]
+MEASURES = {
+    "queue_wait": ("created", "started"),
+    "processing": ("started", "completed"),
+    "total": ("created", "completed"),
+}
+
+# USD per million tokens (input, output). Prices change: GRADER_PRICES names a TOML or JSON file
+# of {"model": {"input": ..., "output": ...}} that replaces this table. A model matches the
+# longest entry its name starts with; simulated models cost nothing.
+DEFAULT_PRICES = {
+    "gpt-4o-mini": {"input": 0.15, "output": 0.60},
+    "gpt-4o": {"input": 2.50, "output": 10.00},
+    "gpt-4.1-mini": {"input": 0.40, "output": 1.60},
+    "gpt-4.1": {"input": 2.00, "output": 8.00},
+    "simulated:": {"input": 0.0, "output": 0.0},
+}
+
+
+@dataclass(frozen=True)
+class Window:
+    since: datetime  # aware
+    until: datetime  # aware, exclusive
+    tz: ZoneInfo
+
+    @property
+    def label(self) -> str:
+        last = (self.until - timedelta(microseconds=1)).astimezone(self.tz)
+        return f"{self.since.astimezone(self.tz):%Y-%m-%d}_{last:%Y-%m-%d}"
+
+
+def make_window(
+    since: str | None, until: str | None, tz: str = "UTC", now: datetime | None = None
+) -> Window:
+    """--since/--until as dates (midnight in the report's time zone) or ISO date-times;
+    the default is the 7 days up to now."""
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"unknown time zone {tz!r}") from None
+
+    def parse(text: str, what: str) -> datetime:
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            raise ConfigError(f"--{what} must be a date or date-time, got {text!r}") from None
+        if len(text) <= 10:  # a bare date: midnight there
+            value = datetime.combine(value.date(), time(), zone)
+        return value if value.tzinfo else value.replace(tzinfo=zone)
+
+    end = parse(until, "until") if until else (now or datetime.now(zone))
+    start = parse(since, "since") if since else end - timedelta(days=7)
+    if start >= end:
+        raise ConfigError("--since must be before --until")
+    return Window(start, end, zone)
+
+
+def load_prices(path: str | None) -> dict[str, dict[str, float]]:
+    if not path:
+        return DEFAULT_PRICES
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        table = tomllib.loads(text) if path.endswith(".toml") else json.loads(text)
+        return {
+            model: {"input": float(p["input"]), "output": float(p["output"])}
+            for model, p in table.items()
+        }
+    except (OSError, ValueError, KeyError, TypeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"GRADER_PRICES {path}: not a price table ({exc})") from None
+
+
+def _price(model: str, prices: dict[str, dict[str, float]]) -> dict[str, float] | None:
+    matches = [name for name in prices if model.startswith(name)]
+    return prices[max(matches, key=len)] if matches else None
+
+
+@dataclass
+class Report:
+    window: Window
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    # per-job durations (seconds) of completed jobs, and daily p95, for the charts
+    total_seconds: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+
+
+def load_jobs(conn: psycopg.Connection, window: Window) -> pd.DataFrame:
+    """The window's jobs as a narrow frame, streamed with COPY."""
+    buffer = io.BytesIO()
+    sql = f"COPY ({query('report_jobs')}) TO STDOUT WITH (FORMAT csv, HEADER true)"
+    with conn.cursor() as cur, cur.copy(sql, {"since": window.since, "until": window.until}) as cp:
+        for chunk in cp:
+            buffer.write(chunk)
+    buffer.seek(0)
+    return pd.read_csv(
+        buffer,
+        dtype={
+            "task_type": "category",
+            "status": "category",
+            "attempts": "int32",
+            "created": "float64",
+            "started": "float64",
+            "completed": "float64",
+            "model": "category",
+        },
+    )
+
+
+def describe(values: pd.Series) -> dict[str, float]:
+    values = values.dropna()
+    if values.empty:
+        return {"count": 0, **{c: float("nan") for c in STAT_COLUMNS[1:]}}
+    q = values.quantile(list(QUANTILES.values())).to_numpy()
+    return {
+        "count": int(values.size),
+        "mean": float(values.mean()),
+        "min": float(values.min()),
+        **{name: float(v) for name, v in zip(QUANTILES, q, strict=True)},
+        "max": float(values.max()),
+    }
+
+
+def _durations(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Seconds per measure; a job still running has no processing or total time (NaN), not 0."""
+    return pd.DataFrame({m: jobs[end] - jobs[start] for m, (start, end) in MEASURES.items()})
+
+
+def duration_stats(jobs: pd.DataFrame, by: str | None) -> pd.DataFrame:
+    durations = _durations(jobs)
+    rows = []
+    groups = [("all", durations)] if by is None else durations.groupby(jobs[by], observed=True)
+    for key, frame in groups:
+        for measure in MEASURES:
+            rows.append({by or "scope": key, "measure": measure, **describe(frame[measure])})
+    return pd.DataFrame(rows, columns=[by or "scope", "measure", *STAT_COLUMNS])
+
+
+def build_report(
+    conn: psycopg.Connection, window: Window, prices: dict[str, dict[str, float]]
+) -> Report:
+    report = Report(window)
+    jobs = load_jobs(conn, window)
+    params = {"since": window.since, "until": window.until}
+    tz = window.tz
+    jobs["model"] = jobs["model"].cat.add_categories(["(no grade)"]).fillna("(no grade)")
+    created_local = pd.to_datetime(jobs["created"], unit="s", utc=True).dt.tz_convert(tz)
+    jobs["day"] = created_local.dt.strftime("%Y-%m-%d")
+
+    statuses = ["pending", "processing", "completed", "failed", "cancelled"]
+    by_status = (
+        jobs.groupby(["task_type", "status"], observed=True)
+        .size()
+        .unstack(fill_value=0)
+        .reindex(columns=statuses, fill_value=0)
+    )
+    finished = by_status[["completed", "failed", "cancelled"]].sum(axis=1)
+    by_status["failure_rate"] = (by_status["failed"] / finished.where(finished > 0)).round(4)
+    report.tables["jobs_by_status"] = by_status.reset_index()
+
+    report.tables["durations"] = duration_stats(jobs, None)
+    report.tables["durations_by_task_type"] = duration_stats(jobs, "task_type")
+    report.tables["durations_by_model"] = duration_stats(jobs, "model")
+    report.tables["durations_by_day"] = duration_stats(jobs, "day")
+
+    failed = jobs["status"] == "failed"
+    daily = jobs.groupby("day").agg(created=("status", "size"))
+    daily["completed"] = jobs[jobs["status"] == "completed"].groupby("day").size()
+    daily["failed"] = jobs[failed].groupby("day").size()
+    daily = daily.fillna(0).astype(int)
+    done = daily["completed"] + daily["failed"]
+    daily["failure_rate"] = (daily["failed"] / done.where(done > 0)).round(4)
+    total = _durations(jobs)["total"]
+    daily["p95_total_seconds"] = total.groupby(jobs["day"]).quantile(0.95)
+    report.tables["throughput_daily"] = daily.reset_index()
+
+    completed_at = pd.to_datetime(
+        jobs.loc[jobs["status"] == "completed", "completed"], unit="s", utc=True
+    ).dt.tz_convert(tz)
+    hourly = completed_at.dt.floor("h").value_counts().sort_index()
+    report.tables["throughput_hourly"] = pd.DataFrame(
+        {"hour": hourly.index.strftime("%Y-%m-%d %H:00"), "completed": hourly.to_numpy()}
+    )
+    attempts = jobs["attempts"].value_counts().sort_index()
+    report.tables["attempts"] = pd.DataFrame(
+        {"attempts": attempts.index, "jobs": attempts.to_numpy()}
+    )
+
+    report.tables["top_errors"] = query_frame(conn, "report_errors", {**params, "limit": 20})
+    tokens = query_frame(conn, "report_tokens", params)
+    cost = []
+    for row in tokens.itertuples():
+        price = _price(row.model, prices)
+        cost.append(
+            None
+            if price is None
+            else round(
+                (row.prompt_tokens * price["input"] + row.completion_tokens * price["output"])
+                / 1e6,
+                6,
+            )
+        )
+    tokens["cost_usd"] = cost
+    report.tables["tokens_by_model"] = tokens
+
+    scores = query_frame(conn, "report_scores", params)
+    report.tables["score_counts"] = scores
+    report.tables["scores_by_criterion"] = _score_stats(scores)
+
+    running = int(jobs["status"].isin(["pending", "processing"]).sum())
+    report.total_seconds = total[jobs["status"] == "completed"]
+    report.summary = {
+        "window": f"{window.since.isoformat()} to {window.until.isoformat()} ({tz.key})",
+        "jobs": len(jobs),
+        "completed": int((jobs["status"] == "completed").sum()),
+        "failed": int(failed.sum()),
+        "cancelled": int((jobs["status"] == "cancelled").sum()),
+        "still_running": running,
+        "failure_rate": _rate(
+            int(failed.sum()), int(jobs["status"].isin(["completed", "failed"]).sum())
+        ),
+        "p50_total_seconds": _round(total.quantile(0.5)),
+        "p95_total_seconds": _round(total.quantile(0.95)),
+        "cost_usd": round(sum(c for c in cost if c is not None), 4),
+    }
+    return report
+
+
+def _score_stats(scores: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for criterion, frame in scores.groupby("criterion"):
+        values = frame["score"].repeat(frame["grades"])
+        rows.append(
+            {
+                "criterion": criterion,
+                "max_points": int(frame["max_points"].max()),
+                **describe(values.astype(float)),
+            }
+        )
+    return pd.DataFrame(rows, columns=["criterion", "max_points", *STAT_COLUMNS])
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _round(value: float) -> float | None:
+    return None if pd.isna(value) else round(float(value), 3)
+
+
+def generate(
+    settings: Settings,
+    since: str | None,
+    until: str | None,
+    tz: str = "UTC",
+    out: str | Path | None = None,
+) -> tuple[Report, Path]:
+    """Builds the report for the window and writes its folder under `out` (default
+    GRADER_REPORTS_DIR, or $GRADER_HOME/reports)."""
+    from grader.db import connect
+    from reports.render import write_report
+
+    window = make_window(since, until, tz)
+    prices = load_prices(settings.prices_file)
+    with connect(settings) as conn:
+        report = build_report(conn, window, prices)
+    return report, write_report(report, Path(out) if out else settings.reports_dir)
