@@ -71,11 +71,18 @@ def test_up_deploys_every_deployment_with_its_schedule(stack: dict) -> None:
         return await client.read_deployments()
 
     deployments = {d.name: d for d in asyncio.run(_prefect(stack["api_url"], read))}
-    assert {"grade-submission", "grade-pending", "reap-stuck-tasks"} <= set(deployments)
+    assert set(deployments) == {
+        "grade-submission",
+        "grade-pending",
+        "weekly-metrics-report",
+        "reap-stuck-tasks",
+    }
     assert all(d.work_pool_name == stack["pool"] for d in deployments.values())
     cron = [s.schedule for s in deployments["grade-pending"].schedules]
     assert [(c.cron, c.timezone) for c in cron] == [("*/5 * * * *", "UTC")]
     assert deployments["grade-pending"].parameters == {"limit": 500, "concurrency": 20}
+    weekly = deployments["weekly-metrics-report"].schedules[0].schedule
+    assert (weekly.cron, weekly.timezone) == ("0 6 * * 1", "UTC")
     interval = deployments["reap-stuck-tasks"].schedules[0].schedule
     assert interval.interval.total_seconds() == 60
 
