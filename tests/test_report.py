@@ -233,3 +233,31 @@ def test_grader_report_command(conn: psycopg.Connection, tmp_path: Path) -> None
     assert bad.returncode == 1 and "--since must be a date" in bad.stderr
     bad_tz = run_cli("report", "--tz", "Mars/Olympus")
     assert bad_tz.returncode == 1 and "unknown time zone" in bad_tz.stderr
+
+
+def test_weekly_flow_writes_the_folder_and_publishes_artifacts(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.reports import ARTIFACT_TABLES, weekly_metrics_report
+
+    Jobs(conn).add(T0, wait=1, work=3)
+    result = weekly_metrics_report(since="2026-11-02", until="2026-11-09", out=str(tmp_path))
+    assert result["jobs"] == 1 and Path(result["folder"], "report.html").exists()
+
+    keys = ["weekly-metrics-summary", *(f"weekly-{t.replace('_', '-')}" for t in ARTIFACT_TABLES)]
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys))
+            )
+
+    artifacts = asyncio.run(read())
+    assert {a.key for a in artifacts} == set(keys)
+    summary = next(a for a in artifacts if a.key == "weekly-metrics-summary")
+    assert "jobs: 1 (1 completed" in summary.data
