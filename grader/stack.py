@@ -44,7 +44,7 @@ def _state_file(settings: Settings) -> Path:
     return settings.home / "stack.json"
 
 
-def _alive(pgid: int) -> bool:
+def alive(pgid: int) -> bool:
     """Whether any process of the group `up` started (its leader's pid) still runs."""
     try:
         os.killpg(pgid, 0)
@@ -59,7 +59,7 @@ def running_stack(settings: Settings) -> dict | None:
     if not path.exists():
         return None
     state = json.loads(path.read_text())
-    return state if all(_alive(pid) for pid in state["pids"].values()) else None
+    return state if all(alive(pid) for pid in state["pids"].values()) else None
 
 
 def _healthy(api_url: str) -> bool:
@@ -230,11 +230,11 @@ def _stop_pids(pids: dict[str, int], grace: float = 15.0) -> list[str]:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids.values()):
+    while time.monotonic() < deadline and any(alive(pid) for pid in pids.values()):
         time.sleep(0.2)
     killed = []
     for name, pid in pids.items():
-        if _alive(pid):
+        if alive(pid):
             os.killpg(pid, signal.SIGKILL)
             killed.append(name)
     return killed

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from grader import check_grading_status, handoff, start_grading_job, submit_essay
 from grader.client import wait_for_grade
 from grader.settings import Settings
+from grader.stack import alive
 from tests.conftest import run_cli
 
 ESSAY = "Schools should start later.\n\nTeenagers sleep later and learn better after nine."
@@ -24,14 +24,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +39,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         down = run_cli("down", env=env, timeout=120)
         assert down.returncode == 0, down.stderr
         assert "prefect-server" in down.stdout and "postgresql" in down.stdout
-        left = [name for name, pid in state["pids"].items() if _alive(pid)]
+        left = [name for name, pid in state["pids"].items() if alive(pid)]
         assert left == [], f"still running after grader down: {left}"
 
 
