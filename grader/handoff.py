@@ -69,3 +69,12 @@ async def _start_flow_run(settings: Settings, task_id: UUID) -> UUID:
             as_subflow=False,
         )
     return flow_run.id
+
+
+def drain() -> None:
+    """Waits for the hand-offs under way to finish (a server shutting down, a benchmark)."""
+    global _executor
+    with _executor_lock:
+        executor, _executor = _executor, None
+    if executor is not None:
+        executor.shutdown(wait=True)

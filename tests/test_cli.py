@@ -137,20 +137,38 @@ def test_two_concurrent_batch_runs_grade_each_job_exactly_once(
 ) -> None:
     from grader import start_grading_job, submit_essay
 
-    # long enough calls that the two runs overlap although each starts its own Prefect
-    simulator.config.latency_ms = 500
+    # slow calls until both runs hold jobs (each starts its own Prefect, which can take a
+    # while on a loaded machine), then fast ones
+    simulator.config.latency_ms = 2000
     jobs = 60
     for i in range(jobs):
         start_grading_job(submit_essay(f"{ESSAY}\nDraft {i}."))
     results: list = [None, None]
 
     def batch(slot: int) -> None:
-        results[slot] = run_cli("run-pending", "--limit", "1000", "--concurrency", "5", "--json")
+        results[slot] = run_cli(
+            "run-pending",
+            "--limit",
+            "1000",
+            "--concurrency",
+            "5",
+            "--json",
+            env={"GRADER_REQUEST_TIMEOUT": "30"},
+        )
 
     threads = [threading.Thread(target=batch, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
-        time.sleep(0.2)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        holders = conn.execute(
+            "SELECT count(DISTINCT worker_id) AS n FROM grader.background_tasks "
+            "WHERE status = 'processing'"
+        ).fetchone()["n"]
+        if holders == 2:
+            break
+        time.sleep(0.1)
+    simulator.config.latency_ms = 50
     for t in threads:
         t.join()
     outcomes = [json.loads(r.stdout) for r in results]

@@ -1,0 +1,488 @@
+"""The benchmarks, each figure beside a baseline measured in the same run (these machines are
+shared and noisy: ratios mean more than seconds).
+
+    make bench            # or: .venv/bin/python bench/run.py [--quick]
+
+1. trigger latency: start_grading_job vs a bare INSERT ... RETURNING on the same pool, without
+   and with the Prefect hand-off configured (a real Prefect server with the deployment);
+2. status lookup: check_grading_status vs a bare primary-key SELECT, at 1,000,000 rows;
+3. throughput: grade_pending vs the same work without Prefect (asyncio, same pool, same
+   client, same SQL), simulator at 0 ms and 1,000 ms, concurrency 50, 100, 200;
+4. result latency: commit of a grade to the waiting client seeing it, polling vs LISTEN;
+5. the weekly report over 1,000,000 jobs vs one percentile_cont query (bench/report_bench.py).
+
+Writes bench/results/latest.json and bench/results/latest.md. Runs on a private embedded
+PostgreSQL and a model simulator in its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+WORK = Path(tempfile.mkdtemp(prefix="grader-bench-"))
+os.environ.update(
+    {
+        "GRADER_HOME": str(WORK / "home"),
+        "PREFECT_HOME": str(WORK / "prefect"),
+        "GRADER_MODEL_RETRIES": "2",
+    }
+)
+for name in ("DATABASE_URL", "PREFECT_API_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+    os.environ.pop(name, None)
+
+from grader.prefect_setup import OFFLINE, configure_prefect  # noqa: E402
+
+configure_prefect()
+
+import psutil  # noqa: E402
+import psycopg  # noqa: E402
+from psycopg.types.json import Jsonb  # noqa: E402
+
+from grader import db, jobs  # noqa: E402
+from grader.client import check_grading_status, start_grading_job, wait_for_grade  # noqa: E402
+from grader.llm import model_client, request_grade  # noqa: E402
+from grader.models import load_rubric, parse_reply  # noqa: E402
+from grader.settings import Settings  # noqa: E402
+
+RUBRIC = load_rubric()
+ESSAY = "Should homework be banned? Homework takes time from rest and family, but it builds habits."
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def ms(values: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(pct(values, 0.5) * 1000, 3),
+        "p99_ms": round(pct(values, 0.99) * 1000, 3),
+    }
+
+
+def conn() -> psycopg.Connection:
+    return psycopg.connect(db.database_url(), autocommit=True, row_factory=psycopg.rows.dict_row)
+
+
+def reset() -> None:
+    with conn() as c:
+        c.execute("TRUNCATE grader.grades, grader.background_tasks, grader.submissions CASCADE")
+
+
+def submissions(n: int) -> list[uuid.UUID]:
+    """n submissions inserted in one statement (setup, not measured)."""
+    settings = Settings.from_env()
+    with db.get_pool(settings).connection() as c:
+        rubric_id = jobs.save_rubric(c, RUBRIC)
+        rows = c.execute(
+            "INSERT INTO grader.submissions (essay, content_sha256, rubric_id) "
+            "SELECT %s || ' ' || i, md5(i::text), %s FROM generate_series(1, %s) AS i "
+            "RETURNING submission_id",
+            (ESSAY, rubric_id, n),
+        ).fetchall()
+    return [r["submission_id"] for r in rows]
+
+
+# --- 1. trigger latency ---------------------------------------------------------------------
+
+
+def _time_triggers(ids: list[uuid.UUID]) -> list[float]:
+    times = []
+    for submission_id in ids:
+        started = time.perf_counter()
+        start_grading_job(submission_id)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def _time_bare_inserts(n: int) -> list[float]:
+    pool = db.get_pool()
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        with pool.connection() as c:
+            c.execute(
+                "INSERT INTO grader.background_tasks (input_data) VALUES (%s) RETURNING task_id",
+                (Jsonb({"bench": True}),),
+            ).fetchone()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def _prefect_server_with_deployment() -> tuple[subprocess.Popen, str]:
+    port = 4391
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, **OFFLINE, "PREFECT_API_URL": api}
+    bin_dir = Path(sys.executable).parent
+    server = subprocess.Popen(
+        [str(bin_dir / "prefect"), "server", "start", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"{api}/health", timeout=2)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+    for args in (
+        ["work-pool", "create", "grading", "--type", "process", "--overwrite"],
+        ["--no-prompt", "deploy", "--all"],
+    ):
+        subprocess.run(
+            [str(bin_dir / "prefect"), *args], env=env, cwd=ROOT, check=True, capture_output=True
+        )
+    return server, api
+
+
+def bench_trigger(n: int) -> dict:
+    reset()
+    ids = submissions(2 * n)
+    _time_triggers(ids[:50])  # warm the pool and the prepared statements
+    _time_bare_inserts(50)
+    reset()
+    ids = submissions(2 * n)
+    bare = _time_bare_inserts(n)
+    trigger = _time_triggers(ids[:n])
+    result = {"baseline_insert": ms(bare), "start_grading_job": ms(trigger)}
+    server, api = _prefect_server_with_deployment()
+    try:
+        os.environ["PREFECT_API_URL"] = api
+        handed = _time_triggers(ids[n:])
+        from grader import handoff
+
+        handoff.drain()
+        with conn() as c:
+            linked = c.execute(
+                "SELECT count(*) AS n FROM grader.background_tasks WHERE flow_run_id IS NOT NULL"
+            ).fetchone()["n"]
+        result["start_grading_job_with_handoff"] = {**ms(handed), "flow_runs_created": linked}
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        os.killpg(server.pid, 15)
+        server.wait(30)
+    return result
+
+
+# --- 2. status lookup at 1,000,000 rows -----------------------------------------------------
+
+
+def bench_status(rows: int, lookups: int) -> dict:
+    reset()
+    ids = submissions(1)
+    with conn() as c:
+        c.execute(
+            "INSERT INTO grader.background_tasks (status, input_data, attempts, created_at, "
+            "started_at, completed_at) "
+            "SELECT 'completed', jsonb_build_object('submission_id', %s::text, 'rubric_id', "
+            "gen_random_uuid()::text), 1, now() - interval '1 hour', now() - interval '59 minutes',"
+            " now() FROM generate_series(1, %s)",
+            (str(ids[0]), rows),
+        )
+        c.execute("ANALYZE grader.background_tasks")
+        sample = [
+            r["task_id"]
+            for r in c.execute(
+                "SELECT task_id FROM grader.background_tasks TABLESAMPLE SYSTEM (1) LIMIT %s",
+                (lookups,),
+            )
+        ]
+    pool = db.get_pool()
+    for task_id in sample[:50]:
+        check_grading_status(task_id)
+    bare, status = [], []
+    for task_id in sample:
+        started = time.perf_counter()
+        with pool.connection() as c:
+            c.execute(
+                "SELECT * FROM grader.background_tasks WHERE task_id = %s", (task_id,)
+            ).fetchone()
+        bare.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        check_grading_status(task_id)
+        status.append(time.perf_counter() - started)
+    return {"rows": rows, "baseline_pk_select": ms(bare), "check_grading_status": ms(status)}
+
+
+# --- 3. throughput ----------------------------------------------------------------------------
+
+
+def _cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def _prefect_helpers(exclude: set[int]) -> list[int]:
+    me = psutil.Process()
+    return [me.pid] + [p.pid for p in me.children(recursive=True) if p.pid not in exclude]
+
+
+async def _baseline_batch(limit: int, concurrency: int) -> int:
+    """The same work as grade_pending (claim as slots free up, load, model call, parse,
+    persist; the same pool, client and SQL) in plain asyncio, without Prefect."""
+    settings = Settings.from_env()
+    done = 0
+    async with (
+        db.open_async_pool(settings, max_size=min(concurrency + 1, 20)) as pool,
+        model_client(settings) as llm,
+    ):
+
+        async def grade(job) -> None:
+            submission = await jobs.load_submission(pool, job)
+            reply = await request_grade(llm, settings.model, submission.rubric, submission.essay, 1)
+            await jobs.complete_task(pool, job, parse_reply(reply, submission.rubric))
+
+        in_flight: set[asyncio.Task] = set()
+        claimed = 0
+        while True:
+            free = min(concurrency - len(in_flight), limit - claimed)
+            if free > 0:
+                for job in await jobs.claim_pending_tasks(pool, free, settings):
+                    claimed += 1
+                    in_flight.add(asyncio.create_task(grade(job)))
+            if not in_flight:
+                return done
+            finished, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            done += sum(1 for t in finished if t.exception() is None)
+
+
+def bench_throughput(
+    n: int, latencies: list[int], concurrencies: list[int], sim_port: int, sim_pid: int
+) -> list[dict]:
+    from flows.grading import grade_pending
+
+    results = []
+    asyncio.run(grade_pending(limit=1))  # start Prefect's temporary server once
+    for latency in latencies:
+        _sim_config(sim_port, {"latency_ms": latency})
+        for concurrency in concurrencies:
+            row = {"latency_ms": latency, "concurrency": concurrency, "jobs": n}
+            for variant in ("baseline", "prefect"):
+                reset()
+                submissions(n)
+                with conn() as c:
+                    c.execute(
+                        "INSERT INTO grader.background_tasks (input_data, idempotency_key) "
+                        "SELECT jsonb_build_object('submission_id', submission_id::text, "
+                        "'rubric_id', rubric_id::text), submission_id::text "
+                        "FROM grader.submissions"
+                    )
+                pids = _prefect_helpers({sim_pid})
+                cpu0, t0 = _cpu(pids), time.perf_counter()
+                if variant == "baseline":
+                    graded = asyncio.run(_baseline_batch(n, concurrency))
+                else:
+                    graded = asyncio.run(grade_pending(limit=n, concurrency=concurrency))[
+                        "completed"
+                    ]
+                seconds = time.perf_counter() - t0
+                cpu = _cpu(pids) - cpu0
+                row[variant] = {
+                    "jobs_per_s": round(graded / seconds, 2),
+                    "seconds": round(seconds, 2),
+                    "completed": graded,
+                    "cpu_ms_per_job": round(cpu / max(graded, 1) * 1000, 2),
+                }
+            row["ratio"] = round(row["prefect"]["jobs_per_s"] / row["baseline"]["jobs_per_s"], 3)
+            print(f"  throughput {row}", flush=True)
+            results.append(row)
+    return results
+
+
+def _sim_config(port: int, config: dict) -> None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/_simulator/config",
+        data=json.dumps(config).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    urllib.request.urlopen(request, timeout=5).read()
+
+
+# --- 4. result latency ------------------------------------------------------------------------
+
+
+def bench_result_latency(trials: int) -> dict:
+    reset()
+    ids = submissions(2 * trials)
+    settings = Settings.from_env()
+    results = {}
+    for mode, listen in (("polling_2s", False), ("listen_notify", True)):
+        gaps = []
+        for submission_id in ids[:trials] if listen else ids[trials:]:
+            task_id = start_grading_job(submission_id)
+            seen: list[float] = []
+
+            def wait(task_id=task_id, seen=seen, listen=listen) -> None:
+                wait_for_grade(task_id, timeout=30, listen=listen)
+                seen.append(time.perf_counter())
+
+            waiter = threading.Thread(target=wait)
+            waiter.start()
+            time.sleep(0.3 + 1.7 * (len(gaps) % 7) / 7)  # commit at varied points of the poll
+            committed = asyncio.run(_claim_and_complete(settings, task_id))
+            waiter.join()
+            gaps.append(seen[0] - committed)
+        results[mode] = {**ms(gaps), "mean_ms": round(statistics.mean(gaps) * 1000, 3)}
+    return results
+
+
+async def _claim_and_complete(settings: Settings, task_id: uuid.UUID) -> float:
+    from grader.models import CriterionScore, ScoredGrade
+
+    grade = ScoredGrade(
+        criteria=tuple(CriterionScore(c.key, c.name, 1, c.max_points, "") for c in RUBRIC.criteria),
+        feedback="",
+        model="simulated:bench",
+        prompt_tokens=1,
+        completion_tokens=1,
+        model_attempts=1,
+    )
+    async with db.open_async_pool(settings, max_size=1) as pool:
+        job = await jobs.claim_task(pool, task_id, settings)
+        await jobs.complete_task(pool, job, grade)  # returns once committed
+        return time.perf_counter()
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def _report_bench(jobs_count: int) -> dict:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "report_bench.py"), "--jobs", str(jobs_count)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+    )
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1:]}
+    return json.loads((ROOT / "bench" / "results" / "report.json").read_text())
+
+
+def markdown(result: dict) -> str:
+    t, s, r = result["trigger"], result["status"], result["result_latency"]
+    trig, base = t["start_grading_job"], t["baseline_insert"]
+    lines = [
+        "| figure | measured | baseline (same run) | ratio | target |",
+        "|---|---|---|---|---|",
+        f"| trigger p50 / p99 | {trig['p50_ms']} / {trig['p99_ms']} ms "
+        f"| INSERT … RETURNING {base['p50_ms']} / {base['p99_ms']} ms "
+        f"| {trig['p99_ms'] / base['p99_ms']:.1f}x (p99) | p99 ≤ 5 ms |",
+    ]
+    h = t.get("start_grading_job_with_handoff")
+    if h:
+        lines.append(
+            f"| trigger with hand-off p50 / p99 | {h['p50_ms']} / {h['p99_ms']} ms "
+            f"({h['flow_runs_created']} flow runs created) | without hand-off "
+            f"{t['start_grading_job']['p99_ms']} ms p99 | "
+            f"{h['p99_ms'] / t['start_grading_job']['p99_ms']:.1f}x | p99 ≤ 20 ms |"
+        )
+    look, pk = s["check_grading_status"], s["baseline_pk_select"]
+    lines.append(
+        f"| status at {s['rows']:,} rows p50 / p99 | {look['p50_ms']} / {look['p99_ms']} ms "
+        f"| PK SELECT {pk['p50_ms']} / {pk['p99_ms']} ms "
+        f"| {look['p99_ms'] / pk['p99_ms']:.1f}x | p99 ≤ 5 ms |"
+    )
+    for row in result["throughput"]:
+        target = "≥ 0.8" if (row["latency_ms"], row["concurrency"]) == (1000, 50) else "curve"
+        flow, plain = row["prefect"], row["baseline"]
+        lines.append(
+            f"| throughput {row['jobs']} jobs, {row['latency_ms']} ms model, "
+            f"c={row['concurrency']} | {flow['jobs_per_s']} jobs/s "
+            f"({flow['cpu_ms_per_job']} CPU ms/job) | asyncio {plain['jobs_per_s']} jobs/s "
+            f"({plain['cpu_ms_per_job']} CPU ms/job) | {row['ratio']} | {target} |"
+        )
+    notify, poll = r["listen_notify"], r["polling_2s"]
+    lines.append(
+        f"| result latency, LISTEN/NOTIFY p50 / p99 | {notify['p50_ms']} / {notify['p99_ms']} ms "
+        f"| polling every 2 s: {poll['p50_ms']} / {poll['p99_ms']} ms "
+        f"| {notify['p99_ms'] / poll['p99_ms']:.3f} | ≤ 100 ms |"
+    )
+    rep = result.get("report", {})
+    if "report_seconds" in rep:
+        lines.append(
+            f"| report over {rep['jobs']:,} jobs | {rep['report_seconds']} s, "
+            f"{rep['report_peak_rss_mb']} MB peak "
+            f"| percentile_cont query {rep['sql_baseline_seconds']} s "
+            f"| {rep['ratio_report_to_sql']}x | ≤ 10 s, ≤ 1 GB |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="grader benchmarks")
+    parser.add_argument("--quick", action="store_true", help="small sizes, to check the bench")
+    args = parser.parse_args()
+    quick = args.quick
+    started = time.monotonic()
+    db.database_url()  # embedded server in the bench's private home, migrated
+    sim_port = 8991
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "grader.cli", "simulate-llm", "--port", str(sim_port)],
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    os.environ["OPENAI_BASE_URL"] = f"http://127.0.0.1:{sim_port}/v1"
+    time.sleep(1)
+    result: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": quick}
+    try:
+        print("trigger latency...", flush=True)
+        result["trigger"] = bench_trigger(200 if quick else 2000)
+        print("status lookup...", flush=True)
+        result["status"] = bench_status(20_000 if quick else 1_000_000, 200 if quick else 2000)
+        print("result latency...", flush=True)
+        result["result_latency"] = bench_result_latency(5 if quick else 20)
+        print("throughput...", flush=True)
+        result["throughput"] = bench_throughput(
+            100 if quick else 2000, [0, 1000], [50] if quick else [50, 100, 200], sim_port, sim.pid
+        )
+    finally:
+        os.killpg(sim.pid, 15)
+        db.close_pools()
+        from grader.db import stop_embedded
+
+        stop_embedded(Settings.from_env())
+    print("report...", flush=True)
+    result["report"] = _report_bench(20_000 if quick else 1_000_000)
+    result["seconds"] = round(time.monotonic() - started, 1)
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(result, indent=2, default=str))
+    table = markdown(result)
+    (out / "latest.md").write_text(table)
+    print(table)
+    print(f"bench took {result['seconds']}s; results in {out}/latest.json and latest.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
