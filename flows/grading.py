@@ -178,9 +178,12 @@ async def grade_pending(limit: int = 100, concurrency: int = 10) -> dict[str, in
         model_client(settings) as llm,
     ):
         await reap_expired_leases(pool, settings.max_attempts)
+        # Claim in micro-batches: a claim is a task run (an API round trip or two), so wait
+        # until a quarter of the slots (at most 10) are free rather than claiming job by job.
+        batch = max(1, min(concurrency // 4, 10))
         while True:
             free = min(concurrency - len(in_flight), limit - claimed)
-            if free > 0:
+            if free > 0 and (free >= min(batch, limit - claimed) or not in_flight):
                 for job in await claim_pending(pool, free, settings):
                     claimed += 1
                     in_flight.add(asyncio.create_task(grade_claimed_job(pool, llm, settings, job)))
