@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python bench/report_bench.py
+	$(BIN)/python bench/run.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -157,13 +157,13 @@ def _prefect_server_with_deployment() -> tuple[subprocess.Popen, str]:
     return server, api
 
 
-def bench_trigger(n: int) -> dict:
+def bench_trigger(n: int, handed_off: int) -> dict:
     reset()
     ids = submissions(2 * n)
     _time_triggers(ids[:50])  # warm the pool and the prepared statements
     _time_bare_inserts(50)
     reset()
-    ids = submissions(2 * n)
+    ids = submissions(n + handed_off)
     bare = _time_bare_inserts(n)
     trigger = _time_triggers(ids[:n])
     result = {"baseline_insert": ms(bare), "start_grading_job": ms(trigger)}
@@ -465,7 +465,7 @@ def main() -> int:
         )
         # last: with PREFECT_API_URL set while Prefect loads, later flows would use that server
         print("trigger latency...", flush=True)
-        result["trigger"] = bench_trigger(200 if quick else 2000)
+        result["trigger"] = bench_trigger(200 if quick else 2000, 100 if quick else 500)
     finally:
         os.killpg(sim.pid, 15)
         db.close_pools()

@@ -1,17 +1,22 @@
 """Hand-off of a new job to Prefect: start the grade-submission deployment for it.
 
-Runs after the job is committed, on a background thread, so the caller never waits on Prefect.
-A failed hand-off changes nothing: the job stays pending and the scheduled grade-pending flow
-grades it. The database, not Prefect's queue, is what makes a job durable. Threads of the
-executor are joined at interpreter exit, so a short-lived command still completes its hand-offs.
+Runs after the job is committed, on a background event loop, so the caller never waits on
+Prefect. A failed hand-off changes nothing: the job stays pending and the scheduled
+grade-pending flow grades it. The database, not Prefect's queue, is what makes a job durable.
+
+One thread runs one event loop with one Prefect client per API, so hand-offs share
+connections instead of paying for a client (and its API version check) each. At interpreter
+exit the hand-offs under way are given a few seconds to finish, so that a short-lived command
+still completes its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import concurrent.futures
 import logging
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from uuid import UUID
 
 from grader import db
@@ -21,60 +26,114 @@ log = logging.getLogger("grader.handoff")
 
 HANDOFF_TIMEOUT_SECONDS = 10.0
 
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
+
+class _Handoffs:
+    """The background loop, its Prefect clients, and the hand-offs under way."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.clients: dict[str, object] = {}
+        self.pending: set[concurrent.futures.Future] = set()
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="grader-handoff", daemon=True
+        )
+        self.thread.start()
+
+    def submit(self, settings: Settings, task_id: UUID) -> concurrent.futures.Future:
+        future = asyncio.run_coroutine_threadsafe(self._hand_off(settings, task_id), self.loop)
+        with self.lock:
+            self.pending.add(future)
+        future.add_done_callback(self._forget)
+        return future
+
+    def _forget(self, future: concurrent.futures.Future) -> None:
+        with self.lock:
+            self.pending.discard(future)
+
+    async def _client(self, api_url: str):
+        from prefect.client.orchestration import PrefectClient
+
+        client = self.clients.get(api_url)
+        if client is None:
+            client = PrefectClient(api=api_url)
+            await client.__aenter__()
+            self.clients[api_url] = client
+        return client
+
+    async def _hand_off(self, settings: Settings, task_id: UUID) -> UUID | None:
+        from prefect.deployments import arun_deployment
+
+        try:
+            client = await self._client(settings.prefect_api_url)
+            flow_run = await asyncio.wait_for(
+                arun_deployment(
+                    settings.deployment,
+                    client=client,
+                    parameters={"task_id": str(task_id)},
+                    timeout=0,
+                    as_subflow=False,
+                ),
+                HANDOFF_TIMEOUT_SECONDS,
+            )
+        except Exception as exc:  # any failure leaves the job pending, which is safe
+            log.warning(
+                "hand-off of task %s to Prefect failed (%s); it stays pending for grade-pending",
+                task_id,
+                type(exc).__name__,
+            )
+            return None
+        await asyncio.to_thread(_record_flow_run, settings, task_id, flow_run.id)
+        return flow_run.id
+
+    def drain(self, timeout: float | None = None) -> None:
+        with self.lock:
+            pending = list(self.pending)
+        concurrent.futures.wait(pending, timeout=timeout)
+
+    def close(self) -> None:
+        async def close_clients() -> None:
+            for client in self.clients.values():
+                await client.__aexit__(None, None, None)
+
+        asyncio.run_coroutine_threadsafe(close_clients(), self.loop).result(timeout=5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+
+def _record_flow_run(settings: Settings, task_id: UUID, flow_run_id: UUID) -> None:
+    with db.get_pool(settings).connection() as conn:
+        conn.execute(db.query("set_flow_run_id"), {"task_id": task_id, "flow_run_id": flow_run_id})
+
+
+_handoffs: _Handoffs | None = None
+_handoffs_lock = threading.Lock()
 
 
 def enabled(settings: Settings) -> bool:
     return bool(settings.prefect_api_url and settings.deployment)
 
 
-def hand_off(settings: Settings, task_id: UUID) -> Future[UUID | None]:
+def hand_off(settings: Settings, task_id: UUID) -> concurrent.futures.Future:
     """Starts the deployment for `task_id` in the background; the future gives the flow run
     id, or None if the hand-off failed (the job then waits for grade-pending)."""
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="grader-handoff")
-    return _executor.submit(_hand_off, settings, task_id)
+    global _handoffs
+    with _handoffs_lock:
+        if _handoffs is None:
+            _handoffs = _Handoffs()
+        return _handoffs.submit(settings, task_id)
 
 
-def _hand_off(settings: Settings, task_id: UUID) -> UUID | None:
-    try:
-        flow_run_id = asyncio.run(
-            asyncio.wait_for(_start_flow_run(settings, task_id), HANDOFF_TIMEOUT_SECONDS)
-        )
-    except Exception as exc:  # any failure leaves the job pending, which is safe
-        log.warning(
-            "hand-off of task %s to Prefect failed (%s); it stays pending for grade-pending",
-            task_id,
-            type(exc).__name__,
-        )
-        return None
-    with db.get_pool(settings).connection() as conn:
-        conn.execute(db.query("set_flow_run_id"), {"task_id": task_id, "flow_run_id": flow_run_id})
-    return flow_run_id
+def drain(timeout: float | None = None) -> None:
+    """Waits for the hand-offs under way (a server shutting down, a benchmark)."""
+    if _handoffs is not None:
+        _handoffs.drain(timeout)
 
 
-async def _start_flow_run(settings: Settings, task_id: UUID) -> UUID:
-    from prefect.client.orchestration import PrefectClient
-    from prefect.deployments import arun_deployment
-
-    async with PrefectClient(api=settings.prefect_api_url) as client:
-        flow_run = await arun_deployment(
-            settings.deployment,
-            client=client,
-            parameters={"task_id": str(task_id)},
-            timeout=0,
-            as_subflow=False,
-        )
-    return flow_run.id
-
-
-def drain() -> None:
-    """Waits for the hand-offs under way to finish (a server shutting down, a benchmark)."""
-    global _executor
-    with _executor_lock:
-        executor, _executor = _executor, None
-    if executor is not None:
-        executor.shutdown(wait=True)
+@atexit.register
+def _finish_at_exit() -> None:
+    global _handoffs
+    if _handoffs is not None:
+        _handoffs.drain(timeout=HANDOFF_TIMEOUT_SECONDS)
+        _handoffs.close()
+        _handoffs = None
