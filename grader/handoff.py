@@ -25,6 +25,8 @@ from grader.settings import Settings
 log = logging.getLogger("grader.handoff")
 
 HANDOFF_TIMEOUT_SECONDS = 10.0
+# hand-offs in flight at once: a burst of triggers queues here instead of swamping the server
+HANDOFF_CONCURRENCY = 8
 
 
 class _Handoffs:
@@ -32,6 +34,7 @@ class _Handoffs:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        self.slots = asyncio.Semaphore(HANDOFF_CONCURRENCY)
         self.clients: dict[str, object] = {}
         self.pending: set[concurrent.futures.Future] = set()
         self.lock = threading.Lock()
@@ -65,17 +68,18 @@ class _Handoffs:
         from prefect.deployments import arun_deployment
 
         try:
-            client = await self._client(settings.prefect_api_url)
-            flow_run = await asyncio.wait_for(
-                arun_deployment(
-                    settings.deployment,
-                    client=client,
-                    parameters={"task_id": str(task_id)},
-                    timeout=0,
-                    as_subflow=False,
-                ),
-                HANDOFF_TIMEOUT_SECONDS,
-            )
+            async with self.slots:
+                client = await self._client(settings.prefect_api_url)
+                flow_run = await asyncio.wait_for(
+                    arun_deployment(
+                        settings.deployment,
+                        client=client,
+                        parameters={"task_id": str(task_id)},
+                        timeout=0,
+                        as_subflow=False,
+                    ),
+                    HANDOFF_TIMEOUT_SECONDS,
+                )
         except Exception as exc:  # any failure leaves the job pending, which is safe
             log.warning(
                 "hand-off of task %s to Prefect failed (%s); it stays pending for grade-pending",

@@ -84,7 +84,7 @@ def _spawn(name: str, args: list[str], env: dict[str, str], logs: Path) -> subpr
         )
 
 
-def _prefect_database_url(grader_url: str) -> str:
+def prefect_database_url(grader_url: str) -> str:
     """The Prefect server's SQLAlchemy URL for the `prefect` database on the same server."""
     info = psycopg.conninfo.conninfo_to_dict(grader_url)
     with psycopg.connect(grader_url, autocommit=True) as conn:
@@ -157,7 +157,7 @@ def up(settings: Settings, options: StackOptions, say) -> dict:
             [prefect, "server", "start", "--host", options.host, "--port", str(options.port)],
             {
                 **base_env,
-                "PREFECT_API_DATABASE_CONNECTION_URL": _prefect_database_url(grader_url),
+                "PREFECT_API_DATABASE_CONNECTION_URL": prefect_database_url(grader_url),
                 "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
             },
             logs,
