@@ -165,7 +165,7 @@ def _prefect_server_with_deployment() -> tuple[subprocess.Popen, str]:
     return server, api
 
 
-def bench_trigger(n: int, handed_off: int) -> dict:
+def bench_trigger(n: int, handed_off: int, api: str) -> dict:
     reset()
     ids = submissions(2 * n)
     _time_triggers(ids[:50])  # warm the pool and the prepared statements
@@ -175,9 +175,8 @@ def bench_trigger(n: int, handed_off: int) -> dict:
     bare = _time_bare_inserts(n)
     trigger = _time_triggers(ids[:n])
     result = {"baseline_insert": ms(bare), "start_grading_job": ms(trigger)}
-    server, api = _prefect_server_with_deployment()
+    os.environ["PREFECT_API_URL"] = api
     try:
-        os.environ["PREFECT_API_URL"] = api
         handed = _time_triggers(ids[n:])
         from grader import handoff
 
@@ -189,8 +188,6 @@ def bench_trigger(n: int, handed_off: int) -> dict:
         result["start_grading_job_with_handoff"] = {**ms(handed), "flow_runs_created": linked}
     finally:
         os.environ.pop("PREFECT_API_URL", None)
-        os.killpg(server.pid, 15)
-        server.wait(30)
     return result
 
 
@@ -288,7 +285,6 @@ def bench_throughput(
     from flows.grading import grade_pending
 
     results = []
-    asyncio.run(grade_pending(limit=1))  # start Prefect's temporary server once
     for latency in latencies:
         _sim_config(sim_port, {"latency_ms": latency})
         for concurrency in concurrencies:
@@ -462,6 +458,10 @@ def main() -> int:
     os.environ["OPENAI_BASE_URL"] = f"http://127.0.0.1:{sim_port}/v1"
     time.sleep(1)
     result: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": quick}
+    # One Prefect server on PostgreSQL, as `grader up` runs it, for the flows and the hand-off;
+    # set before Prefect is first imported so that every flow run reports to it.
+    server, api = _prefect_server_with_deployment()
+    os.environ["PREFECT_API_URL"] = api
     try:
         print("status lookup...", flush=True)
         result["status"] = bench_status(20_000 if quick else 1_000_000, 200 if quick else 2000)
@@ -471,11 +471,13 @@ def main() -> int:
         result["throughput"] = bench_throughput(
             100 if quick else 2000, [0, 1000], [50] if quick else [50, 100, 200], sim_port, sim.pid
         )
-        # last: with PREFECT_API_URL set while Prefect loads, later flows would use that server
         print("trigger latency...", flush=True)
-        result["trigger"] = bench_trigger(200 if quick else 2000, 100 if quick else 500)
+        os.environ.pop("PREFECT_API_URL")
+        result["trigger"] = bench_trigger(200 if quick else 2000, 100 if quick else 500, api)
     finally:
         os.killpg(sim.pid, 15)
+        os.killpg(server.pid, 15)
+        server.wait(30)
         db.close_pools()
         from grader.db import stop_embedded
 
