@@ -23,6 +23,7 @@ from grader.errors import GraderError, LeaseLostError
 from grader.jobs import ClaimedJob, fetch_task_status
 from grader.llm import describe_failure, model_client
 from grader.models import JobStatus
+from grader.pricing import load_prices
 from grader.settings import Settings
 from tasks.grading import (
     call_openai,
@@ -39,12 +40,13 @@ from tasks.grading import (
 async def _run_steps(
     pool: AsyncConnectionPool, llm: openai.AsyncOpenAI, settings: Settings, job: ClaimedJob
 ) -> str:
+    prices = load_prices(settings.prices_file)
     try:
         submission = await load_submission(pool, job, settings.max_essay_chars)
         await _pause_point("load-submission", settings)
         reply = await call_openai(llm, settings.model, submission)
         await _pause_point("call-openai", settings)
-        grade = await parse_score(reply, submission.rubric)
+        grade = await parse_score(reply, submission, prices)
         await _pause_point("parse-score", settings)
         await persist_result(pool, job, grade)
         return "completed"
@@ -145,10 +147,13 @@ async def grade_submission(task_id: UUID) -> State:
     """Grades one job: claims it, then load-submission, call-OpenAI, parse-score,
     persist-result. A job that is not pending (already taken, finished) is left alone."""
     settings = _worker_id(Settings.from_env(), flow_run.id)
+    load_prices(settings.prices_file)  # a bad price table stops the run before it claims a job
     async with open_async_pool(settings, max_size=2) as pool, model_client(settings) as llm:
         job = await claim_task(pool, task_id, settings)
         if job is None:
             status = await fetch_task_status(pool, task_id)  # NotFoundError if there is none
+            if status.paused_reason:  # a spending cap: the job waits for grade-pending
+                return Completed(message=f"task {task_id} left pending: {status.paused_reason}")
             return Completed(message=f"task {task_id} was not pending ({status.status})")
         outcome = await grade_claimed_job(pool, llm, settings, job)
         status = await fetch_task_status(pool, task_id)
@@ -170,6 +175,7 @@ async def grade_pending(limit: int = 100, concurrency: int = 10) -> dict[str, in
     if limit < 1 or not 1 <= concurrency <= 1000:
         raise GraderError("limit must be at least 1 and concurrency between 1 and 1000")
     settings = _worker_id(Settings.from_env(), flow_run.id)
+    load_prices(settings.prices_file)  # a bad price table stops the run before it claims a job
     outcomes = {"completed": 0, "failed": 0, "lost": 0}
     claimed = 0
     in_flight: set[asyncio.Task[str]] = set()

@@ -23,7 +23,7 @@ from grader.llm import check_model_settings
 from grader.migrate import migrate, pending
 from grader.models import JobStatus, json_default
 from grader.prefect_setup import configure_prefect
-from grader.settings import Settings
+from grader.settings import Settings, redact_url
 
 
 class _Parser(argparse.ArgumentParser):
@@ -303,6 +303,74 @@ def cmd_simulate_llm(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from grader.api import create_app
+    from grader.api_keys import list_keys
+
+    with _database(settings) as conn:
+        live = [k for k in list_keys(conn) if k["revoked_at"] is None]
+    print(f"Serving the grading API on http://{args.host}:{args.port}/v1 (OpenAPI: /docs)")
+    if not live:
+        print("No API key yet: every request will get 401. Create one: grader api-key create NAME")
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def cmd_api_key(args: argparse.Namespace, settings: Settings) -> int:
+    from grader import api_keys
+
+    with _database(settings) as conn:
+        if args.action == "create":
+            if not args.name:
+                raise GraderError("give the key a name: grader api-key create NAME")
+            key, record = api_keys.create_key(conn, args.name)
+            _emit(
+                args,
+                {**record, "key": key},
+                f"{key}\n(shown once: store it now; it is sent as 'Authorization: Bearer <key>')",
+            )
+        elif args.action == "revoke":
+            if not args.name:
+                raise GraderError("name the key to revoke by its id or prefix")
+            record = api_keys.revoke_key(conn, args.name)
+            _emit(args, record, f"revoked {record['key_prefix']}… ({record['name']})")
+        else:
+            keys = api_keys.list_keys(conn)
+            _emit(
+                args,
+                keys,
+                "\n".join(
+                    f"{k['key_prefix']}…  {k['name']:<24} created {k['created_at']:%Y-%m-%d}"
+                    + (f", revoked {k['revoked_at']:%Y-%m-%d}" if k["revoked_at"] else "")
+                    for k in keys
+                )
+                or "no API keys",
+            )
+    return 0
+
+
+def _cap(text: str) -> float | None:
+    """An argparse type: a cap in USD, or 'none'."""
+    if text.strip().lower() == "none":
+        return None
+    return _non_negative_float(text)
+
+
+def cmd_budget(args: argparse.Namespace, settings: Settings) -> int:
+    from grader import budget
+
+    with _database(settings) as conn:
+        for period in ("daily", "monthly"):
+            value = getattr(args, period)
+            if value is not False:
+                budget.set_cap(conn, period, value)
+        summary = budget.spending(conn)
+    _emit(args, summary, budget.format_spending(summary))
+    return 0
+
+
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from grader import stack
 
@@ -317,7 +385,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         say,
     )
     if args.json:
-        _emit(args, state, "")
+        _emit(args, {**state, "database_url": redact_url(state["database_url"])}, "")
         return 0
     print(f"Ready in {time.monotonic() - started:.1f}s.")
     print(f"  Prefect UI     {state['ui_url']}")
@@ -340,6 +408,12 @@ def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
         {"stopped": stopped},
         f"stopped: {', '.join(stopped)}" if stopped else "nothing was running",
     )
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
+    described = settings.describe()
+    _emit(args, described, "\n".join(f"{name:<20} {value}" for name, value in described.items()))
     return 0
 
 
@@ -484,6 +558,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("down", parents=[output], help="stop everything `grader up` started")
     p.set_defaults(func=cmd_down)
+
+    p = sub.add_parser("serve", help="serve the HTTP API for web apps")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument("--port", type=_positive_int, default=8000, help="port (8000)")
+    p.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("api-key", parents=[output], help="create, list or revoke API keys")
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("name", nargs="?", help="a name for a new key; the id or prefix to revoke")
+    p.set_defaults(func=cmd_api_key)
+
+    p = sub.add_parser(
+        "budget", parents=[output], help="show spending; set daily and monthly caps in USD"
+    )
+    p.add_argument(
+        "--daily", type=_cap, default=False, metavar="USD", help="daily cap ('none' removes it)"
+    )
+    p.add_argument(
+        "--monthly", type=_cap, default=False, metavar="USD", help="monthly cap ('none' removes it)"
+    )
+    p.set_defaults(func=cmd_budget)
+
+    p = sub.add_parser(
+        "settings", parents=[output], help="show the settings in effect (secrets redacted)"
+    )
+    p.set_defaults(func=cmd_settings)
 
     p = sub.add_parser("db", help="manage the embedded PostgreSQL")
     p.add_argument("action", choices=["stop"])

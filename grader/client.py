@@ -31,38 +31,47 @@ def _resolve_rubric(conn: psycopg.Connection, rubric: RubricArg) -> UUID:
     return jobs.save_rubric(conn, rubric)
 
 
-def submit_essay(text: str, student_ref: str | None = None, rubric: RubricArg = None) -> UUID:
+def submit_essay(
+    text: str,
+    student_ref: str | None = None,
+    rubric: RubricArg = None,
+    *,
+    api_key_id: UUID | None = None,
+) -> UUID:
     """Stores an essay to grade (with the rubric to grade it by, the default one if None) and
     returns its submission id. An empty, binary or over-long essay is refused with
-    InvalidEssayError and nothing is stored."""
+    InvalidEssayError and nothing is stored. `api_key_id` (the HTTP API's caller) owns it."""
     settings = Settings.from_env()
     check_essay(text, settings.max_essay_chars)
     with get_pool(settings).connection() as conn:
         rubric_id = _resolve_rubric(conn, rubric)
-        return jobs.create_submission(conn, text, student_ref, rubric_id)
+        return jobs.create_submission(conn, text, student_ref, rubric_id, api_key_id)
 
 
-def start_grading_job(submission_id: UUID | str, rubric: RubricArg = None) -> UUID:
+def start_grading_job(
+    submission_id: UUID | str, rubric: RubricArg = None, *, api_key_id: UUID | None = None
+) -> UUID:
     """Creates a pending grading job and returns its task id at once. Asking again for the same
     submission, rubric and essay while a job is pending, processing or completed returns that
     job's id. `rubric` overrides the one given at submission. With a Prefect API configured
     (PREFECT_API_URL), a new job is handed to the grade-submission deployment in the background,
-    after the commit."""
+    after the commit. With `api_key_id`, only that key's submissions can be graded."""
     settings = Settings.from_env()
     submission_id = jobs.parse_uuid(submission_id, "submission")
     with get_pool(settings).connection() as conn:
         rubric_id = _resolve_rubric(conn, rubric) if rubric is not None else None
-        task_id, created = jobs.create_grading_task(conn, submission_id, rubric_id)
+        task_id, created = jobs.create_grading_task(conn, submission_id, rubric_id, api_key_id)
     if created and handoff.enabled(settings):
         handoff.hand_off(settings, task_id)
     return task_id
 
 
-def check_grading_status(task_id: UUID | str) -> JobStatus:
-    """Status, timestamps, attempts, error and, once completed, the grade."""
+def check_grading_status(task_id: UUID | str, *, api_key_id: UUID | None = None) -> JobStatus:
+    """Status, timestamps, attempts, error and, once completed, the grade; for a pending job
+    while a spending cap pauses grading, the reason. With `api_key_id`, only that key's jobs."""
     task_id = jobs.parse_uuid(task_id, "task")
     with get_pool().connection() as conn:
-        return jobs.task_status(conn, task_id)
+        return jobs.task_status(conn, task_id, api_key_id)
 
 
 def cancel_grading_job(task_id: UUID | str) -> JobStatus:

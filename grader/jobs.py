@@ -70,7 +70,11 @@ def save_rubric(conn: psycopg.Connection, rubric: Rubric) -> UUID:
 
 
 def create_submission(
-    conn: psycopg.Connection, essay: str, student_ref: str | None, rubric_id: UUID
+    conn: psycopg.Connection,
+    essay: str,
+    student_ref: str | None,
+    rubric_id: UUID,
+    api_key_id: UUID | None = None,
 ) -> UUID:
     row = conn.execute(
         query("insert_submission"),
@@ -79,18 +83,23 @@ def create_submission(
             "essay": essay,
             "content_sha256": _sha256(essay),
             "rubric_id": rubric_id,
+            "api_key_id": api_key_id,
         },
     ).fetchone()
     return row["submission_id"]
 
 
 def create_grading_task(
-    conn: psycopg.Connection, submission_id: UUID, rubric_id: UUID | None = None
+    conn: psycopg.Connection,
+    submission_id: UUID,
+    rubric_id: UUID | None = None,
+    api_key_id: UUID | None = None,
 ) -> tuple[UUID, bool]:
     """Inserts a pending job, or finds the live or completed job for the same submission,
-    rubric and essay content; returns its id and whether it is new."""
+    rubric and essay content; returns its id and whether it is new. With `api_key_id`, only
+    that key's submissions exist."""
     sub = conn.execute(query("submission_for_trigger"), {"submission_id": submission_id}).fetchone()
-    if sub is None:
+    if sub is None or (api_key_id is not None and sub["api_key_id"] != api_key_id):
         raise NotFoundError(f"submission {submission_id} not found")
     rubric_id = rubric_id or sub["rubric_id"]
     key = _sha256(f"{submission_id}:{rubric_id}:{sub['content_sha256']}")
@@ -99,7 +108,8 @@ def create_grading_task(
     # frees the key again.
     for _ in range(2):
         row = conn.execute(
-            query("insert_task"), {"input_data": input_data, "idempotency_key": key}
+            query("insert_task"),
+            {"input_data": input_data, "idempotency_key": key, "api_key_id": api_key_id},
         ).fetchone()
         if row is not None:
             return row["task_id"], True
@@ -148,9 +158,12 @@ def prune_finished_tasks(
         grades += rows[0]["grades_deleted"]
 
 
-def task_status(conn: psycopg.Connection, task_id: UUID) -> JobStatus:
+def task_status(
+    conn: psycopg.Connection, task_id: UUID, api_key_id: UUID | None = None
+) -> JobStatus:
+    """A job's status; with `api_key_id`, only that key's jobs exist."""
     row = conn.execute(query("task_status"), {"task_id": task_id}).fetchone()
-    if row is None:
+    if row is None or (api_key_id is not None and row["api_key_id"] != api_key_id):
         raise NotFoundError(f"task {task_id} not found")
     return _job_status(row)
 
@@ -284,6 +297,8 @@ async def complete_task(pool: AsyncConnectionPool, job: ClaimedJob, grade: Score
                 "prompt_tokens": grade.prompt_tokens,
                 "completion_tokens": grade.completion_tokens,
                 "model_attempts": grade.model_attempts,
+                "cost_usd": grade.cost_usd,
+                "injection_signals": list(grade.injection_signals),
             },
         )
         row = await cur.fetchone()

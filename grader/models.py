@@ -175,6 +175,8 @@ class ScoredGrade:
     prompt_tokens: int
     completion_tokens: int
     model_attempts: int
+    cost_usd: float | None = None  # None: the model has no price in the table
+    injection_signals: tuple[str, ...] = ()  # grader.injection's signals found in the essay
 
     @property
     def total_score(self) -> int:
@@ -230,11 +232,18 @@ class Grade:
     prompt_tokens: int
     completion_tokens: int
     model_attempts: int
+    cost_usd: float | None
+    injection_signals: list[str]
 
     @property
     def simulated(self) -> bool:
         """True when the built-in simulator, not a model, produced the scores."""
         return self.model.startswith(SIMULATED_MODEL_PREFIX)
+
+    @property
+    def possible_prompt_injection(self) -> bool:
+        """The essay seems to address the grader: a person should review this grade."""
+        return bool(self.injection_signals)
 
 
 def json_default(value: Any) -> str:
@@ -257,6 +266,7 @@ class JobStatus:
     updated_at: datetime
     completed_at: datetime | None
     flow_run_id: UUID | None
+    paused_reason: str | None = None  # a pending job while a spending cap pauses grading
     grade: Grade | None = field(default=None)
 
     @property
@@ -273,5 +283,6 @@ class JobStatus:
         data = asdict(self)
         if self.grade is not None:
             data["grade"]["simulated"] = self.grade.simulated
+            data["grade"]["possible_prompt_injection"] = self.grade.possible_prompt_injection
         data["duration_seconds"] = self.duration_seconds
         return json.loads(json.dumps(data, default=json_default))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.errors import ConfigError
@@ -54,15 +54,28 @@ def _pause_after(raw: str | None) -> tuple[str, float] | None:
 
 
 def redact_url(url: str) -> str:
-    """postgresql://user:secret@host/db -> postgresql://user:***@host/db"""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+    """postgresql://user:secret@host/db -> postgresql://user:***@host/db; a password given as
+    a query parameter or in a key=value connection string too."""
+    url = re.sub(r"(://[^:/@]+):[^/]*@", r"\1:***@", url)
+    # ?password=... in a URL, password=... or password='...' in a key=value connection string
+    return re.sub(
+        r"(?i)(\b(?:password|api[_-]?key|token)\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]+)", r"\1***", url
+    )
+
+
+def redact_secret(secret: str | None) -> str:
+    """An API key as 'set (sk-…1234)': enough to tell keys apart, not enough to use one."""
+    if not secret:
+        return "not set"
+    return f"set ({secret[:3]}…{secret[-4:]})" if len(secret) >= 16 else "set"
 
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str | None
+    # repr=False: a Settings printed by accident (a log line, a traceback) shows no secret
+    database_url: str | None = field(repr=False)
     home: Path
-    openai_api_key: str | None
+    openai_api_key: str | None = field(repr=False)
     openai_base_url: str | None
     model: str
     request_timeout: float
@@ -121,11 +134,22 @@ class Settings:
         return Path(os.environ.get("GRADER_PGDATA") or self.home / "pgdata").expanduser()
 
     def describe(self) -> dict[str, str]:
+        """The settings for a person to read: secrets redacted, never printed."""
         return {
             "database": redact_url(self.database_url)
             if self.database_url
             else f"embedded PostgreSQL in {self.pgdata}",
             "model": self.model,
-            "model endpoint": self.openai_base_url or "OpenAI",
-            "api key": "set" if self.openai_api_key else "not set",
+            "model endpoint": redact_url(self.openai_base_url)
+            if self.openai_base_url
+            else "OpenAI",
+            "api key": redact_secret(self.openai_api_key),
+            "prefect api": redact_url(self.prefect_api_url) if self.prefect_api_url else "none",
+            "request timeout": f"{self.request_timeout:g}s",
+            "max essay chars": f"{self.max_essay_chars:,}",
+            "lease": f"{self.lease_seconds}s, {self.max_attempts} attempts",
+            "model retries": str(self.model_retries),
+            "model rpm": str(self.model_rpm or "no limit"),
+            "prices": self.prices_file or "built-in table",
+            "worker id": self.worker_id,
         }

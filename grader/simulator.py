@@ -62,11 +62,15 @@ class SimulatorConfig:
     hang_seconds: float = 3600.0
     script: list[str] = field(default_factory=list)
     seed: int | None = None
+    # keep each request's raw body, for tests that check what reaches the model; off by default
+    # because the bodies hold essays
+    keep_bodies: bool = False
 
 
 @dataclass
 class RequestRecord:
-    """One chat-completions request as the simulator saw it, without any of its text."""
+    """One chat-completions request as the simulator saw it, without any of its text (unless
+    the config keeps bodies)."""
 
     at: float
     path: str
@@ -74,6 +78,7 @@ class RequestRecord:
     fault: str | None
     status: int | None
     prompt_sha256: str | None
+    body: str | None = field(default=None, repr=False)  # only with keep_bodies
 
 
 def _is_fault_name(name: str) -> bool:
@@ -803,6 +808,8 @@ class LLMSimulator:
 
     def _chat_completion(self, request: _Request) -> _Reply:
         record = RequestRecord(time.time(), request.path, None, None, None, None)
+        if self.config.keep_bodies:
+            record.body = request.body.decode("utf-8", "replace")
         self.requests.append(record)
         reply = self._chat_reply(request, record)
         record.status = reply.status if reply.action == "respond" else None

@@ -9,8 +9,6 @@ times are UTC; days and hours are counted in the report's time zone.
 from __future__ import annotations
 
 import io
-import json
-import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -22,6 +20,7 @@ import psycopg
 
 from grader.db import query
 from grader.errors import ConfigError
+from grader.pricing import Prices, call_cost, load_prices
 from grader.settings import Settings
 from reports.monitoring import query_frame
 
@@ -31,17 +30,6 @@ MEASURES = {
     "queue_wait": ("created", "started"),
     "processing": ("started", "completed"),
     "total": ("created", "completed"),
-}
-
-# USD per million tokens (input, output). Prices change: GRADER_PRICES names a TOML or JSON file
-# of {"model": {"input": ..., "output": ...}} that replaces this table. A model matches the
-# longest entry its name starts with; simulated models cost nothing.
-DEFAULT_PRICES = {
-    "gpt-4o-mini": {"input": 0.15, "output": 0.60},
-    "gpt-4o": {"input": 2.50, "output": 10.00},
-    "gpt-4.1-mini": {"input": 0.40, "output": 1.60},
-    "gpt-4.1": {"input": 2.00, "output": 8.00},
-    "simulated:": {"input": 0.0, "output": 0.0},
 }
 
 
@@ -81,25 +69,6 @@ def make_window(
     if start >= end:
         raise ConfigError("--since must be before --until")
     return Window(start, end, zone)
-
-
-def load_prices(path: str | None) -> dict[str, dict[str, float]]:
-    if not path:
-        return DEFAULT_PRICES
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-        table = tomllib.loads(text) if path.endswith(".toml") else json.loads(text)
-        return {
-            model: {"input": float(p["input"]), "output": float(p["output"])}
-            for model, p in table.items()
-        }
-    except (OSError, ValueError, KeyError, TypeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"GRADER_PRICES {path}: not a price table ({exc})") from None
-
-
-def _price(model: str, prices: dict[str, dict[str, float]]) -> dict[str, float] | None:
-    matches = [name for name in prices if model.startswith(name)]
-    return prices[max(matches, key=len)] if matches else None
 
 
 @dataclass
@@ -162,9 +131,7 @@ def duration_stats(jobs: pd.DataFrame, by: str | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[by or "scope", "measure", *STAT_COLUMNS])
 
 
-def build_report(
-    conn: psycopg.Connection, window: Window, prices: dict[str, dict[str, float]]
-) -> Report:
+def build_report(conn: psycopg.Connection, window: Window, prices: Prices) -> Report:
     report = Report(window)
     jobs = load_jobs(conn, window)
     params = {"since": window.since, "until": window.until}
@@ -214,18 +181,10 @@ def build_report(
 
     report.tables["top_errors"] = query_frame(conn, "report_errors", {**params, "limit": 20})
     tokens = query_frame(conn, "report_tokens", params)
-    cost = []
-    for row in tokens.itertuples():
-        price = _price(row.model, prices)
-        cost.append(
-            None
-            if price is None
-            else round(
-                (row.prompt_tokens * price["input"] + row.completion_tokens * price["output"])
-                / 1e6,
-                6,
-            )
-        )
+    cost = [
+        call_cost(row.model, row.prompt_tokens, row.completion_tokens, prices)
+        for row in tokens.itertuples()
+    ]
     tokens["cost_usd"] = cost
     report.tables["tokens_by_model"] = tokens
 

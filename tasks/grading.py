@@ -11,6 +11,7 @@ cache anyway.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from uuid import UUID
 
 import openai
@@ -24,7 +25,9 @@ from psycopg_pool import AsyncConnectionPool
 from grader import jobs
 from grader.jobs import ClaimedJob, Submission
 from grader.llm import is_transient, request_grade, retry_after_seconds
-from grader.models import ModelReply, Rubric, ScoredGrade, check_essay, parse_reply
+from grader.injection import detect_injection
+from grader.models import ModelReply, ScoredGrade, check_essay, parse_reply
+from grader.pricing import Prices, call_cost
 from grader.settings import Settings
 
 # Read when the worker starts: GRADER_MODEL_RETRIES, GRADER_RETRY_BACKOFF_SECONDS, GRADER_MODEL_RPM.
@@ -97,8 +100,15 @@ async def call_openai(client: openai.AsyncOpenAI, model: str, submission: Submis
 
 
 @task(name="parse-score", cache_policy=NO_CACHE)
-async def parse_score(reply: ModelReply, rubric: Rubric) -> ScoredGrade:
-    return parse_reply(reply, rubric)
+async def parse_score(reply: ModelReply, submission: Submission, prices: Prices) -> ScoredGrade:
+    """The model's answer checked against the rubric, priced, and with the essay's signs of a
+    prompt injection (for human review: the rubric's bounds hold whatever the model said)."""
+    grade = parse_reply(reply, submission.rubric)
+    return replace(
+        grade,
+        cost_usd=call_cost(grade.model, grade.prompt_tokens, grade.completion_tokens, prices),
+        injection_signals=detect_injection(submission.essay),
+    )
 
 
 @task(name="persist-result", **_db_retries)

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,8 +44,10 @@ from grader.prefect_setup import configure_prefect  # noqa: E402
 configure_prefect()
 
 import psycopg  # noqa: E402
+import uvicorn  # noqa: E402
 
 from grader import db  # noqa: E402
+from grader.api import create_app  # noqa: E402
 from grader.migrate import migrate  # noqa: E402
 from grader.simulator import LLMSimulator, SimulatorConfig  # noqa: E402
 
@@ -115,6 +120,22 @@ def simulator(_simulator: LLMSimulator, monkeypatch: pytest.MonkeyPatch) -> LLMS
     _simulator.requests.clear()
     monkeypatch.setenv("OPENAI_BASE_URL", _simulator.base_url)
     return _simulator
+
+
+@pytest.fixture
+def api(database_url: str, simulator: LLMSimulator) -> Iterator[str]:
+    """The API served by uvicorn in a thread on a free loopback port; its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
 
 
 def cli_command(*args: str) -> list[str]:

@@ -15,8 +15,9 @@ from psycopg.types.json import Jsonb
 
 from grader import jobs as store
 from grader.models import load_rubric
+from grader.pricing import DEFAULT_PRICES
 from reports.render import CHARTS, write_report
-from reports.weekly import DEFAULT_PRICES, build_report, make_window
+from reports.weekly import build_report, make_window
 from tests.conftest import run_cli
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)  # a Monday

@@ -47,19 +47,19 @@ LIMIT 1;
 
 -- name: insert_submission
 -- Stores an essay to grade.
-INSERT INTO grader.submissions (student_ref, essay, content_sha256, rubric_id)
-VALUES (%(student_ref)s, %(essay)s, %(content_sha256)s, %(rubric_id)s)
+INSERT INTO grader.submissions (student_ref, essay, content_sha256, rubric_id, api_key_id)
+VALUES (%(student_ref)s, %(essay)s, %(content_sha256)s, %(rubric_id)s, %(api_key_id)s)
 RETURNING submission_id;
 
 -- name: submission_for_trigger
 -- What the trigger needs to know of a submission (not the essay itself).
-SELECT submission_id, content_sha256, rubric_id
+SELECT submission_id, content_sha256, rubric_id, api_key_id
 FROM grader.submissions WHERE submission_id = %(submission_id)s;
 
 -- name: insert_task
 -- Creates a pending grading job unless a live or completed one has the same idempotency key.
-INSERT INTO grader.background_tasks (task_type, input_data, idempotency_key)
-VALUES ('grading', %(input_data)s, %(idempotency_key)s)
+INSERT INTO grader.background_tasks (task_type, input_data, idempotency_key, api_key_id)
+VALUES ('grading', %(input_data)s, %(idempotency_key)s, %(api_key_id)s)
 ON CONFLICT (idempotency_key) WHERE status IN ('pending', 'processing', 'completed') DO NOTHING
 RETURNING task_id;
 
@@ -73,21 +73,25 @@ WHERE idempotency_key = %(idempotency_key)s AND status IN ('pending', 'processin
 UPDATE grader.background_tasks SET flow_run_id = %(flow_run_id)s WHERE task_id = %(task_id)s;
 
 -- name: claim_task
--- pending -> processing for one named job, with a lease for this worker.
+-- pending -> processing for one named job, with a lease for this worker; nothing while a
+-- spending cap pauses grading (the job stays pending).
 UPDATE grader.background_tasks
 SET status = 'processing', started_at = now(), updated_at = now(), attempts = attempts + 1,
     worker_id = %(worker_id)s, lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
 WHERE task_id = %(task_id)s AND status = 'pending'
+  AND (SELECT grader.spending_pause_reason()) IS NULL
 RETURNING task_id, attempts, input_data;
 
 -- name: claim_pending_tasks
 -- pending -> processing for up to `limit` of the oldest pending grading jobs. SKIP LOCKED lets
 -- concurrent claimers pass each other; the status guard makes a double claim impossible.
+-- Nothing while a spending cap pauses grading.
 -- MATERIALIZED: the pick runs exactly once, so the LIMIT holds (an inlined subquery can be
 -- rescanned by a join and lock more rows than asked).
 WITH picked AS MATERIALIZED (
     SELECT task_id FROM grader.background_tasks
     WHERE status = 'pending' AND task_type = 'grading'
+      AND (SELECT grader.spending_pause_reason()) IS NULL
     ORDER BY created_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -170,21 +174,31 @@ WHERE task_id IN (SELECT task_id FROM doomed)
 RETURNING task_id, (SELECT count(*) FROM doomed_grades) AS grades_deleted;
 
 -- name: complete_task_with_grade
--- processing -> completed and the grade, in one statement: no grade without completion, and a
--- worker that lost its lease (another attempt owns the job) writes neither.
+-- processing -> completed, the grade, and its cost added to the day's spending, in one
+-- statement: no grade without completion, and a worker that lost its lease (another attempt
+-- owns the job) writes none of them.
 WITH done AS (
     UPDATE grader.background_tasks
     SET status = 'completed', completed_at = now(), updated_at = now(), lease_expires_at = NULL,
         error_message = NULL, result = %(result)s
     WHERE task_id = %(task_id)s AND status = 'processing' AND attempts = %(attempt)s
     RETURNING task_id
+), graded AS (
+    INSERT INTO grader.grades (task_id, submission_id, rubric_id, total_score, max_score,
+                               criteria, feedback, model, prompt_tokens, completion_tokens,
+                               model_attempts, cost_usd, injection_signals)
+    SELECT task_id, %(submission_id)s, %(rubric_id)s, %(total_score)s, %(max_score)s,
+           %(criteria)s, %(feedback)s, %(model)s, %(prompt_tokens)s, %(completion_tokens)s,
+           %(model_attempts)s, %(cost_usd)s, %(injection_signals)s
+    FROM done
+    RETURNING grade_id, cost_usd
+), spent AS (
+    INSERT INTO grader.daily_spending AS s (day, cost_usd, grades)
+    SELECT (now() AT TIME ZONE 'UTC')::date, coalesce(cost_usd, 0), 1 FROM graded
+    ON CONFLICT (day) DO UPDATE
+    SET cost_usd = s.cost_usd + excluded.cost_usd, grades = s.grades + 1
 )
-INSERT INTO grader.grades (task_id, submission_id, rubric_id, total_score, max_score, criteria,
-                           feedback, model, prompt_tokens, completion_tokens, model_attempts)
-SELECT task_id, %(submission_id)s, %(rubric_id)s, %(total_score)s, %(max_score)s, %(criteria)s,
-       %(feedback)s, %(model)s, %(prompt_tokens)s, %(completion_tokens)s, %(model_attempts)s
-FROM done
-RETURNING grade_id;
+SELECT grade_id FROM graded;
 
 -- name: fail_task
 -- processing -> failed with the reason, only for the attempt that owns the job.
@@ -195,11 +209,14 @@ WHERE task_id = %(task_id)s AND status = 'processing' AND attempts = %(attempt)s
 RETURNING task_id;
 
 -- name: task_status
--- A job and, once completed, its grade.
+-- A job and, once completed, its grade; for a pending job, why grading is paused, if it is.
 SELECT t.task_id, t.task_type, t.status, t.input_data, t.error_message, t.attempts,
-       t.created_at, t.started_at, t.updated_at, t.completed_at, t.flow_run_id,
+       t.created_at, t.started_at, t.updated_at, t.completed_at, t.flow_run_id, t.api_key_id,
+       CASE WHEN t.status = 'pending' THEN (SELECT grader.spending_pause_reason()) END
+           AS paused_reason,
        g.grade_id, g.total_score, g.max_score, g.criteria, g.feedback, g.model,
-       g.prompt_tokens, g.completion_tokens, g.model_attempts
+       g.prompt_tokens, g.completion_tokens, g.model_attempts, g.cost_usd::float8 AS cost_usd,
+       g.injection_signals
 FROM grader.background_tasks AS t
 LEFT JOIN grader.grades AS g ON g.task_id = t.task_id
 WHERE t.task_id = %(task_id)s;
@@ -298,3 +315,47 @@ FROM (
     FROM grader.background_tasks
     WHERE status = 'completed' AND created_at >= %(since)s AND created_at < %(until)s
 ) AS durations;
+
+-- name: set_spending_cap
+-- Sets the cap of a period ('day' or 'month') in USD.
+INSERT INTO grader.spending_caps (period, cap_usd) VALUES (%(period)s, %(cap_usd)s)
+ON CONFLICT (period) DO UPDATE SET cap_usd = excluded.cap_usd, updated_at = now();
+
+-- name: remove_spending_cap
+-- No cap for a period any more.
+DELETE FROM grader.spending_caps WHERE period = %(period)s;
+
+-- name: spending_summary
+-- The caps, what today and this month (UTC) have cost so far, and why grading is paused, if it is.
+SELECT (SELECT cap_usd::float8 FROM grader.spending_caps WHERE period = 'day') AS daily_cap_usd,
+       (SELECT cap_usd::float8 FROM grader.spending_caps WHERE period = 'month')
+           AS monthly_cap_usd,
+       coalesce(sum(cost_usd) FILTER (WHERE day = (now() AT TIME ZONE 'UTC')::date), 0)::float8
+           AS spent_today_usd,
+       coalesce(sum(cost_usd), 0)::float8 AS spent_this_month_usd,
+       coalesce(sum(grades), 0)::int AS grades_this_month,
+       grader.spending_pause_reason() AS paused_reason
+FROM grader.daily_spending
+WHERE day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date;
+
+-- name: insert_api_key
+-- A new API key for the HTTP API, stored as its hash.
+INSERT INTO grader.api_keys (name, key_hash, key_prefix)
+VALUES (%(name)s, %(key_hash)s, %(key_prefix)s)
+RETURNING key_id, name, key_prefix, created_at;
+
+-- name: api_key_by_hash
+-- The live (not revoked) key with this hash, for authenticating a request.
+SELECT key_id FROM grader.api_keys WHERE key_hash = %(key_hash)s AND revoked_at IS NULL;
+
+-- name: revoke_api_key
+-- Revokes a key, named by id or by its prefix; its jobs stay, and nobody can read them over
+-- HTTP any more.
+UPDATE grader.api_keys SET revoked_at = now()
+WHERE revoked_at IS NULL AND (key_id::text = %(key)s OR key_prefix = %(key)s)
+RETURNING key_id, name, key_prefix;
+
+-- name: list_api_keys
+-- Every key, newest first, without its hash.
+SELECT key_id, name, key_prefix, created_at, revoked_at
+FROM grader.api_keys ORDER BY created_at DESC;

@@ -1,0 +1,321 @@
+"""The HTTP API for web apps: submit an essay, start a grading job, poll its status.
+
+`grader serve` runs it (FastAPI on uvicorn). Every /v1 call needs an API key
+(`grader api-key create NAME`) sent as `Authorization: Bearer <key>`; a key sees only its own
+submissions and jobs, and another key's are 404, as if they did not exist. Errors are JSON,
+`{"error": {"code": ..., "message": ...}}`, with a 4xx for anything the caller can fix; no error
+echoes the request body (it holds an essay).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import psycopg
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from grader import client
+from grader.api_keys import authenticate
+from grader.db import first_line, get_pool
+from grader.errors import GraderError, InvalidEssayError, NotFoundError, RubricError
+from grader.models import Rubric
+from grader.settings import Settings
+
+log = logging.getLogger("grader.api")
+
+# --- request and response bodies -----------------------------------------------------------
+
+
+class SubmissionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    essay: Annotated[str, Field(min_length=1, description="the essay, UTF-8 text")]
+    student_ref: Annotated[
+        str | None,
+        Field(
+            max_length=200,
+            description="your reference for the student; never sent to the model, never logged",
+        ),
+    ] = None
+    rubric: Annotated[
+        Rubric | None, Field(description="grade by this rubric instead of the default one")
+    ] = None
+
+
+class SubmissionCreated(BaseModel):
+    submission_id: UUID
+
+
+class GradingJobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    submission_id: UUID
+    rubric: Annotated[
+        Rubric | None, Field(description="grade by this rubric instead of the submission's")
+    ] = None
+
+
+class GradingJobAccepted(BaseModel):
+    task_id: UUID
+    status: str
+    status_url: str
+
+
+class CriterionGrade(BaseModel):
+    key: str
+    name: str
+    score: int
+    max_points: int
+    justification: str
+
+
+class GradeBody(BaseModel):
+    grade_id: UUID
+    total_score: int
+    max_score: int
+    criteria: list[CriterionGrade]
+    feedback: str
+    model: str
+    simulated: bool = Field(description="true when the built-in simulator made up the scores")
+    prompt_tokens: int
+    completion_tokens: int
+    model_attempts: int
+    cost_usd: float | None
+    possible_prompt_injection: bool = Field(
+        description="the essay seems to address the grader: have a person review this grade"
+    )
+    injection_signals: list[str]
+
+
+class GradingJobStatus(BaseModel):
+    task_id: UUID
+    status: str = Field(description="pending, processing, completed, failed or cancelled")
+    submission_id: UUID | None
+    attempts: int
+    error_message: str | None
+    paused_reason: str | None = Field(
+        description="why a pending job waits (a spending cap), if it does"
+    )
+    created_at: datetime
+    started_at: datetime | None
+    updated_at: datetime
+    completed_at: datetime | None
+    duration_seconds: float | None
+    flow_run_id: UUID | None
+    grade: GradeBody | None
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _error(status: int, code: str, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
+
+
+_ERRORS = {
+    NotFoundError: (404, "not_found"),
+    InvalidEssayError: (422, "invalid_essay"),
+    RubricError: (422, "invalid_rubric"),
+}
+_HTTP_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    # never the input: it may be the essay
+    problems = [
+        f"{'.'.join(str(p) for p in err['loc'] if p != 'body') or 'body'}: {err['msg']}"
+        for err in exc.errors()
+    ]
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return "; ".join(problems[:3]) + more
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        return _error(exc.status, exc.code, exc.message, **headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, "invalid_request", _validation_message(exc))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail), **(exc.headers or {}))
+
+    @app.exception_handler(GraderError)
+    async def grader_error(request: Request, exc: GraderError) -> JSONResponse:
+        for kind, (status, code) in _ERRORS.items():
+            if isinstance(exc, kind):
+                return _error(status, code, str(exc))
+        log.error("grader error on %s %s: %s", request.method, request.url.path, exc)
+        return _error(500, "server_error", "the grader is misconfigured; see the server log")
+
+    @app.exception_handler(psycopg.OperationalError)
+    async def database_down(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
+        log.warning("database unavailable: %s", first_line(exc))
+        return _error(
+            503, "unavailable", "the database is unavailable; retry", **{"Retry-After": "5"}
+        )
+
+
+class RequestLimits:
+    """ASGI middleware: a request body must be JSON and at most `max_body_bytes`, or it is
+    refused (415, 413) before anything parses it."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if content_type != b"application/json":
+            response = _error(415, "unsupported_media_type", "send the body as application/json")
+            await response(scope, receive, send)
+            return
+        body = b""
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > self.max_body_bytes:
+                response = _error(
+                    413, "too_large", f"the request body is over {self.max_body_bytes:,} bytes"
+                )
+                await response(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+# --- the app -------------------------------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False, description="an API key from `grader api-key create`")
+
+
+def api_key(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> UUID:
+    """The caller's key id; 401 without a live key."""
+    if credentials is None:
+        raise ApiError(401, "unauthorized", "send an API key as 'Authorization: Bearer <key>'")
+    with get_pool().connection() as conn:
+        key_id = authenticate(conn, credentials.credentials)
+    if key_id is None:
+        raise ApiError(401, "unauthorized", "unknown or revoked API key")
+    return key_id
+
+
+ApiKey = Annotated[UUID, Depends(api_key)]
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (401, 404, 413, 415, 422)
+}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    app = FastAPI(
+        title="Essay grader",
+        version="1",
+        description="Grade essays in the background: POST a submission, POST a grading job, "
+        "then poll the job until it is completed.",
+    )
+    # an essay of the maximum length, every character escaped in JSON, and room for the rest
+    app.add_middleware(RequestLimits, max_body_bytes=settings.max_essay_chars * 6 + 65536)
+    _install_error_handlers(app)
+
+    @app.get("/healthz", response_model=Health, responses={503: {"model": ErrorBody}})
+    def healthz() -> Health:
+        """Up, with a reachable database."""
+        with get_pool().connection() as conn:
+            conn.execute("SELECT 1")
+        return Health(status="ok", database="ok")
+
+    @app.post(
+        "/v1/submissions",
+        status_code=201,
+        response_model=SubmissionCreated,
+        responses=_ERROR_RESPONSES,
+    )
+    def create_submission(body: SubmissionRequest, key: ApiKey) -> SubmissionCreated:
+        """Stores an essay to grade; returns its submission id."""
+        submission_id = client.submit_essay(
+            body.essay, student_ref=body.student_ref, rubric=body.rubric, api_key_id=key
+        )
+        return SubmissionCreated(submission_id=submission_id)
+
+    @app.post(
+        "/v1/grading-jobs",
+        status_code=202,
+        response_model=GradingJobAccepted,
+        responses=_ERROR_RESPONSES,
+    )
+    def create_grading_job(
+        body: GradingJobRequest, key: ApiKey, request: Request, response: Response
+    ) -> GradingJobAccepted:
+        """Starts grading a submission (or finds the job already grading it) and answers at
+        once with the task id and the URL to poll."""
+        task_id = client.start_grading_job(body.submission_id, rubric=body.rubric, api_key_id=key)
+        status = client.check_grading_status(task_id, api_key_id=key)
+        url = str(request.url_for("get_grading_job", task_id=str(task_id)))
+        response.headers["Location"] = url
+        return GradingJobAccepted(task_id=task_id, status=status.status, status_url=url)
+
+    @app.get(
+        "/v1/grading-jobs/{task_id}",
+        response_model=GradingJobStatus,
+        responses=_ERROR_RESPONSES,
+    )
+    def get_grading_job(task_id: UUID, key: ApiKey) -> dict[str, Any]:
+        """A job's status, timestamps, attempts and error, and its grade once completed."""
+        return client.check_grading_status(task_id, api_key_id=key).to_dict()
+
+    return app
