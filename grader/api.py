@@ -26,8 +26,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from grader import client
 from grader.api_keys import authenticate
 from grader.db import first_line, get_pool
-from grader.errors import GraderError, InvalidEssayError, NotFoundError, RubricError
-from grader.models import Rubric
+from grader.errors import (
+    GraderError,
+    InvalidEssayError,
+    InvalidInputError,
+    NotFoundError,
+    RubricError,
+)
+from grader.models import MAX_STUDENT_REF_CHARS, Rubric, StorableText
 from grader.settings import Settings
 
 log = logging.getLogger("grader.api")
@@ -40,9 +46,9 @@ class SubmissionRequest(BaseModel):
 
     essay: Annotated[str, Field(min_length=1, description="the essay, UTF-8 text")]
     student_ref: Annotated[
-        str | None,
+        StorableText | None,
         Field(
-            max_length=200,
+            max_length=MAX_STUDENT_REF_CHARS,
             description="your reference for the student; never sent to the model, never logged",
         ),
     ] = None
@@ -146,9 +152,15 @@ def _error(status: int, code: str, message: str, **headers: str) -> JSONResponse
 _ERRORS = {
     NotFoundError: (404, "not_found"),
     InvalidEssayError: (422, "invalid_essay"),
+    InvalidInputError: (422, "invalid_input"),
     RubricError: (422, "invalid_rubric"),
 }
-_HTTP_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
+_HTTP_CODES = {
+    400: "invalid_body",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+}
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -256,8 +268,13 @@ def api_key(
 
 ApiKey = Annotated[UUID, Depends(api_key)]
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (401, 404, 413, 415, 422)
+    code: {"model": ErrorBody} for code in (400, 401, 404, 413, 415, 422)
 }
+
+
+def _link(operation_id: str, **values: Any) -> dict[str, Any]:
+    """An OpenAPI link: how a client (or a fuzzer) goes on from a response."""
+    return {operation_id: {"operationId": operation_id, **values}}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -272,7 +289,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_essay_chars * 6 + 65536)
     _install_error_handlers(app)
 
-    @app.get("/healthz", response_model=Health, responses={503: {"model": ErrorBody}})
+    @app.get(
+        "/healthz",
+        response_model=Health,
+        operation_id="healthz",
+        responses={503: {"model": ErrorBody}},
+    )
     def healthz() -> Health:
         """Up, with a reachable database."""
         with get_pool().connection() as conn:
@@ -283,7 +305,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/v1/submissions",
         status_code=201,
         response_model=SubmissionCreated,
-        responses=_ERROR_RESPONSES,
+        operation_id="create_submission",
+        responses={
+            **_ERROR_RESPONSES,
+            201: {
+                "links": _link(
+                    "create_grading_job",
+                    requestBody={"submission_id": "$response.body#/submission_id"},
+                )
+            },
+        },
     )
     def create_submission(body: SubmissionRequest, key: ApiKey) -> SubmissionCreated:
         """Stores an essay to grade; returns its submission id."""
@@ -296,7 +327,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/v1/grading-jobs",
         status_code=202,
         response_model=GradingJobAccepted,
-        responses=_ERROR_RESPONSES,
+        operation_id="create_grading_job",
+        responses={
+            **_ERROR_RESPONSES,
+            202: {
+                "links": _link("get_grading_job", parameters={"task_id": "$response.body#/task_id"})
+            },
+        },
     )
     def create_grading_job(
         body: GradingJobRequest, key: ApiKey, request: Request, response: Response
@@ -312,6 +349,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get(
         "/v1/grading-jobs/{task_id}",
         response_model=GradingJobStatus,
+        operation_id="get_grading_job",
         responses=_ERROR_RESPONSES,
     )
     def get_grading_job(task_id: UUID, key: ApiKey) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import psycopg
 from grader import handoff, jobs
 from grader.db import database_url, get_pool
 from grader.errors import GradingFailedError, GradingTimeoutError
-from grader.models import JobStatus, Rubric, check_essay, load_rubric
+from grader.models import JobStatus, Rubric, check_essay, check_student_ref, load_rubric
 from grader.settings import Settings
 
 RubricArg = Rubric | str | Path | None
@@ -43,6 +43,7 @@ def submit_essay(
     InvalidEssayError and nothing is stored. `api_key_id` (the HTTP API's caller) owns it."""
     settings = Settings.from_env()
     check_essay(text, settings.max_essay_chars)
+    check_student_ref(student_ref)
     with get_pool(settings).connection() as conn:
         rubric_id = _resolve_rubric(conn, rubric)
         return jobs.create_submission(conn, text, student_ref, rubric_id, api_key_id)

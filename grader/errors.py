@@ -17,7 +17,11 @@ class NotFoundError(GraderError):
     """An id names nothing stored."""
 
 
-class InvalidEssayError(GraderError):
+class InvalidInputError(GraderError):
+    """Input that cannot be stored as it is (a malformed student reference, say)."""
+
+
+class InvalidEssayError(InvalidInputError):
     """The essay cannot be graded as it is (empty, too long, not text). Never retried."""
 
 

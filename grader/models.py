@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -18,27 +19,61 @@ from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 
-from grader.errors import InvalidEssayError, ModelOutputError, RubricError
+from grader.errors import InvalidEssayError, InvalidInputError, ModelOutputError, RubricError
 
 DEFAULT_RUBRIC = "default.toml"
 SIMULATED_MODEL_PREFIX = "simulated:"
+
+
+# What PostgreSQL cannot store in text: NUL, and lone surrogates (undecodable bytes that Python
+# smuggles through as U+DC80.., or a JSON "\ud800" escape).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(value: str) -> str:
+    if _UNSTORABLE.search(value):
+        raise ValueError("contains a NUL character or invalid Unicode")
+    return value
+
+
+StorableText = Annotated[str, AfterValidator(storable_text)]
+MAX_STUDENT_REF_CHARS = 200
+
+
+def check_student_ref(student_ref: str | None) -> str | None:
+    """The student reference if it can be stored; InvalidInputError otherwise."""
+    if student_ref is None:
+        return None
+    if len(student_ref) > MAX_STUDENT_REF_CHARS or _UNSTORABLE.search(student_ref):
+        raise InvalidInputError(
+            f"the student reference must be at most {MAX_STUDENT_REF_CHARS} characters of text"
+        )
+    return student_ref
 
 
 class Criterion(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     key: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    description: Annotated[str, Field(min_length=1, max_length=2000)]
+    name: Annotated[StorableText, Field(min_length=1, max_length=200)]
+    description: Annotated[StorableText, Field(min_length=1, max_length=2000)]
     max_points: Annotated[int, Field(ge=1, le=1000)]
 
 
 class Rubric(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[StorableText, Field(min_length=1, max_length=200)]
     criteria: Annotated[tuple[Criterion, ...], Field(min_length=1, max_length=30)]
 
     @field_validator("criteria")
@@ -136,6 +171,8 @@ def check_essay(essay: str, max_chars: int) -> str:
         raise InvalidEssayError("the essay is empty")
     if "\x00" in essay:
         raise InvalidEssayError("the essay contains NUL bytes; it looks like binary data, not text")
+    if _UNSTORABLE.search(essay):
+        raise InvalidEssayError("the essay is not valid Unicode text")
     if len(essay) > max_chars:
         raise InvalidEssayError(
             f"the essay has {len(essay):,} characters; the limit is {max_chars:,} "

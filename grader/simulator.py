@@ -128,6 +128,12 @@ def _check_script(script: object) -> list[str]:
     return list(script)
 
 
+def _check_flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
 def _check_seed(seed: object) -> int | None:
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ValueError(f"seed must be a whole number or null, got {seed!r}")
@@ -141,6 +147,7 @@ _CHECKERS: dict[str, Any] = {
     "hang_seconds": lambda v: _check_number("hang_seconds", v),
     "script": _check_script,
     "seed": _check_seed,
+    "keep_bodies": lambda v: _check_flag("keep_bodies", v),
 }
 
 

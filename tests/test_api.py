@@ -7,9 +7,11 @@ import asyncio
 import json
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from uuid import uuid4
 
 import httpx
@@ -296,3 +298,42 @@ def test_the_readme_curl_flow(api: str, conn: psycopg.Connection) -> None:
     status = curl(job["status_url"])
     assert status["status"] == "completed"
     assert status["grade"]["max_score"] > 0
+
+
+def test_fuzzing_the_served_openapi_document_finds_no_server_error(
+    api: str, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """schemathesis generates valid and invalid requests from /openapi.json, with and without a
+    key; no answer may be a 5xx, and every answer must match the documented status codes,
+    content types and schemas."""
+    key = _key(conn)
+    schemathesis = Path(sys.executable).parent / "schemathesis"
+    for headers in (["-H", f"Authorization: Bearer {key}"], []):
+        result = subprocess.run(
+            [
+                str(schemathesis),
+                "run",
+                f"{api}/openapi.json",
+                *headers,
+                "--checks",
+                "not_a_server_error,status_code_conformance,content_type_conformance,"
+                "response_schema_conformance",
+                "--max-examples",
+                "40",
+                "--seed",
+                "7",
+                "--phases",
+                "examples,coverage,fuzzing,stateful",
+                "--report",
+                "junit",
+                "--report-junit-path",
+                str(tmp_path / "junit.xml"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+        junit = (tmp_path / "junit.xml").read_text()
+        assert 'tests="' in junit and "<failure" not in junit
