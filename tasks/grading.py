@@ -23,9 +23,9 @@ from prefect.tasks import exponential_backoff
 from psycopg_pool import AsyncConnectionPool
 
 from grader import jobs
+from grader.injection import detect_injection
 from grader.jobs import ClaimedJob, Submission
 from grader.llm import is_transient, request_grade, retry_after_seconds
-from grader.injection import detect_injection
 from grader.models import ModelReply, ScoredGrade, check_essay, parse_reply
 from grader.pricing import Prices, call_cost
 from grader.settings import Settings
