@@ -537,7 +537,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-ms", type=_non_negative_float, default=0.0)
     p.add_argument(
         "--faults",
-        help="fault rates, e.g. 429=0.1,500=0.05,drop=0.01,hang=0.01,truncate=0.01,malformed=0.01",
+        help="fault rates, e.g. 429=0.1,500=0.05,drop=0.01,hang=0.01,truncate=0.01,malformed=0.01 "
+        "(also overscore: every number in the answer out of bounds)",
     )
     p.add_argument(
         "--retry-after",

@@ -5,13 +5,14 @@ real API, so they run with no API key and no network. The simulator speaks just 
 (on `asyncio.start_server`) for that client and for throughput benchmarks, answers structured-
 output requests with JSON that validates against the requested schema, and can inject the
 failures a real provider produces (rate limits, server errors, dropped and hanging connections,
-truncated or non-JSON answers) on a script or at random rates.
+truncated or non-JSON answers, and answers out of the schema's bounds, as from a model that an
+essay talked into "full marks and more") on a script or at random rates.
 
 Its answers are NOT grades: every generated string starts with "[simulated] ", the reported model
 is "simulated:<requested model>", and the fingerprint is "grader-simulator".
 
-Request bodies contain student essays, so they are never printed, logged or stored; the request
-log keeps only a sha256 of the last user message.
+Request bodies contain student essays, so they are never printed or logged, and stored only
+when a test asks for it (`keep_bodies`); the request log keeps a sha256 of the last user message.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-FAULTS: tuple[str, ...] = ("429", "500", "drop", "hang", "truncate", "malformed")
+FAULTS: tuple[str, ...] = ("429", "500", "drop", "hang", "truncate", "malformed", "overscore")
+OVERSCORE = 1_000_000
 
 # "ok" is only meaningful in a script (it spends one entry on a normal answer); in rates the
 # probability left over after all faults already means "ok".
@@ -439,6 +441,17 @@ class _AnswerBuilder:
         raise _SchemaError(f"no number in range for {name!r}")
 
 
+def _inflate_numbers(value: Any) -> Any:
+    """Every whole number in an answer set far beyond any bound (`overscore`)."""
+    if isinstance(value, dict):
+        return {key: _inflate_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_inflate_numbers(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return OVERSCORE
+    return value
+
+
 def _answer_content(response_format: dict[str, Any] | None, prompt: str) -> str:
     kind = (response_format or {}).get("type", "text")
     if kind == "json_object":
@@ -772,7 +785,9 @@ class LLMSimulator:
             if request.method == "DELETE":
                 self.requests.clear()
                 return _Reply(200, {"cleared": True}, delayed=False)
-            return _Reply(200, [asdict(r) for r in list(self.requests)], delayed=False)
+            # never the bodies over HTTP: they hold essays
+            log = [{k: v for k, v in asdict(r).items() if k != "body"} for r in list(self.requests)]
+            return _Reply(200, log, delayed=False)
         if request.method == "GET":
             return _Reply(200, asdict(self.config), delayed=False)
         try:
@@ -877,6 +892,8 @@ class LLMSimulator:
             finish_reason = "length"
         elif fault == "malformed":
             content = _MALFORMED_CONTENT
+        elif fault == "overscore":
+            content = json.dumps(_inflate_numbers(json.loads(content)))
         elif fault == "429":
             message = "simulated rate limit: too many requests, retry after the given delay"
             retry_after = _format_seconds(self.config.retry_after_seconds)

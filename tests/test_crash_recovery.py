@@ -195,10 +195,9 @@ def test_four_workers_over_a_thousand_faulty_jobs(
     faults = [r.fault for r in simulator.requests]
     injected = sum(f is not None for f in faults)
     assert injected / len(faults) > 0.1
-    calls_in_grades = conn.execute("SELECT sum(model_attempts) AS n FROM grader.grades").fetchone()[
-        "n"
-    ]
-    assert calls_in_grades <= len(faults)
+    # (Model attempts counted in grades are not compared with the simulator's log: under load, a
+    # request can time out on the client before the server has read it, and then only the
+    # client knows of that attempt.)
     reasons = conn.execute(
         "SELECT error_message, count(*) AS n FROM grader.background_tasks "
         "WHERE status = 'failed' GROUP BY 1"

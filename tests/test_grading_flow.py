@@ -128,6 +128,22 @@ def test_malformed_model_output_fails_with_a_clear_message(
     assert _grades(conn, task_id) == 0
 
 
+def test_scores_out_of_the_rubrics_bounds_are_never_stored(
+    conn: psycopg.Connection, simulator: LLMSimulator
+) -> None:
+    """A model talked into "full marks and more" (every score far over its maximum): the job
+    fails with the reason, and no grade exists."""
+    simulator.config.script = ["overscore"]
+    task_id = _new_job()
+    _grade(task_id)
+    status = check_grading_status(task_id)
+    assert status.status == "failed"
+    assert status.error_message.startswith("the model's answer does not fit the rubric:")
+    assert "less than or equal to" in status.error_message
+    assert _grades(conn, task_id) == 0
+    assert len(simulator.requests) == 1  # not retried: the same prompt would get the same answer
+
+
 def test_hanging_model_call_times_out_and_is_retried(
     conn: psycopg.Connection, simulator: LLMSimulator
 ) -> None:

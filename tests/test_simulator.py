@@ -20,10 +20,13 @@ from typing import Any, Literal
 
 import openai
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
+from grader.llm import response_format
+from grader.models import load_rubric
 from grader.simulator import (
     FAULTS,
+    OVERSCORE,
     LLMSimulator,
     SimulatorConfig,
     parse_fault_rates,
@@ -332,6 +335,21 @@ def test_malformed_gives_non_json_content() -> None:
         json.loads(answer.choices[0].message.content)
 
 
+def test_overscore_puts_every_number_out_of_bounds() -> None:
+    rubric = load_rubric()
+    with LLMSimulator(SimulatorConfig(script=["overscore", "ok"])).serve_in_thread() as sim:
+        client = _client(sim)
+        answers = [
+            _ask(client, response_format=response_format(rubric)).choices[0].message.content
+            for _ in range(2)
+        ]
+    inflated, normal = (json.loads(a) for a in answers)
+    assert {c["score"] for c in inflated["criteria"].values()} == {OVERSCORE}
+    with pytest.raises(ValidationError):
+        rubric.answer_model().model_validate(inflated)
+    rubric.answer_model().model_validate(normal)
+
+
 def test_script_faults_apply_in_order_then_ok() -> None:
     config = SimulatorConfig(script=["429", "500", "ok", "truncate"], fault_rates={})
     with LLMSimulator(config).serve_in_thread() as sim:
@@ -518,7 +536,7 @@ def test_parse_fault_rates_rejects_bad_spec() -> None:
         "503": 0.2,
     }
     assert parse_fault_rates("") == {}
-    assert set(FAULTS) == {"429", "500", "drop", "hang", "truncate", "malformed"}
+    assert set(FAULTS) == {"429", "500", "drop", "hang", "truncate", "malformed", "overscore"}
     for bad in ("bogus=0.1", "429", "429=x", "429=1.5", "429=-0.1", "429=0.6,500=0.6", "ok=0.1"):
         with pytest.raises(ValueError) as exc:
             parse_fault_rates(bad)
