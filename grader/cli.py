@@ -191,8 +191,10 @@ async def _with_progress(settings: Settings, work: Any) -> Any:
 
 
 def cmd_run_pending(args: argparse.Namespace, settings: Settings) -> int:
-    _database(settings).close()
     from flows.grading import grade_pending
+    from grader.budget import spending
+
+    _database(settings).close()
 
     started = time.monotonic()
     outcomes = _run_flow(
@@ -200,13 +202,16 @@ def cmd_run_pending(args: argparse.Namespace, settings: Settings) -> int:
     )
     elapsed = time.monotonic() - started
     total = sum(outcomes.values())
-    summary = {**outcomes, "graded": total, "seconds": round(elapsed, 2)}
+    with db.connect(settings) as conn:
+        paused = spending(conn)["paused_reason"]
+    summary = {**outcomes, "graded": total, "seconds": round(elapsed, 2), "paused_reason": paused}
     _emit(
         args,
         summary,
         f"{total} job(s) in {elapsed:.1f}s: {outcomes['completed']} completed, "
         f"{outcomes['failed']} failed"
-        + (f", {outcomes['lost']} lost to another worker" if outcomes["lost"] else ""),
+        + (f", {outcomes['lost']} lost to another worker" if outcomes["lost"] else "")
+        + (f"\ngrading {paused}" if paused else ""),
     )
     return 0
 

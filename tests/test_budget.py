@@ -125,3 +125,15 @@ def test_budget_command(database_url: str) -> None:
     assert "of none" in result.stdout and "of $40.00" in result.stdout
     result = run_cli("budget", "--daily", "-1")
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_run_pending_says_grading_is_paused(
+    database_url: str, conn: psycopg.Connection, simulator: LLMSimulator
+) -> None:
+    task_id = _jobs(1)[0]
+    budget.set_cap(conn, "monthly", 0)
+    result = run_cli("run-pending")
+    assert result.returncode == 0, result.stderr
+    assert "0 job(s)" in result.stdout
+    assert "grading paused: the monthly spending cap of $0.00 is reached" in result.stdout
+    assert check_grading_status(task_id).status == "pending"
