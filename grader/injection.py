@@ -7,13 +7,18 @@ data (grader/llm.py) and the code bounds every score by the rubric, so nothing h
 grade: `detect_injection` names the signals it finds so that a person can review the grade (the
 grade carries them as `possible_prompt_injection` flags).
 
-The detector is plain regular expressions over a normalised copy of the essay (NFKC, casefolded,
-invisible characters removed, Cyrillic/Greek look-alikes mapped to Latin in mixed-script text,
-any run of whitespace, line breaks included, counted as one space), so fullwidth letters, words
-split by zero-width characters and phrases broken across lines still match. Every pattern is
-linear (no nested unbounded repetition), so a 100,000-character essay takes a few milliseconds.
-It matches phrases aimed at the reader-as-grader ("give this essay full marks", "note to the
-grader"), not single words: essays about AI, grading policy or video-game scores are ordinary.
+The detector is plain regular expressions over a normalised copy of the essay: NFKC, casefolded,
+zero-width and other invisible characters removed, Cyrillic/Greek look-alikes mapped to Latin in
+mixed-script text, and any run of whitespace (line breaks included) matching a single space. So
+fullwidth letters, words split by zero-width characters and phrases broken across lines still
+match. It matches phrases aimed at the reader-as-grader ("give this essay full marks", "note to
+the grader"), not single words: essays about AI, grading policy or video-game scores are ordinary.
+
+Speed: searching a long essay once per phrase pattern would cost a millisecond or more per
+pattern, so each phrase rule names a few anchor words instead. One regex scan finds every anchor
+word at a word start; each rule's pattern is then matched only at its anchors, and an optional
+look-back pattern, searched in a bounded window, must end there. No pattern nests unbounded
+repetition, so the cost grows linearly with the essay: 3-6 ms for 100,000 characters.
 
 It returns signal names only, never essay text, and logs nothing.
 """
@@ -24,7 +29,7 @@ import base64
 import binascii
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -40,7 +45,7 @@ SIGNALS: MappingProxyType[str, str] = MappingProxyType(
         "overall_feedback, total_score keys)",
         "fake_boundary": "fake prompt boundaries or chat markup: <<<END ESSAY, </essay>, [/INST], "
         "<|im_start|>, SYSTEM: or assistant: lines, END OF ESSAY followed by more text",
-        "zero_width": "zero-width characters inside words or in runs",
+        "zero_width": "zero-width characters splitting words (twice or more) or in runs",
         "unicode_tags": "Unicode tag characters (invisible ASCII) outside emoji flag sequences",
         "bidi_control": "bidirectional override or isolate controls (U+202A..U+202E, "
         "U+2066..U+2069)",
@@ -53,368 +58,702 @@ SIGNALS: MappingProxyType[str, str] = MappingProxyType(
 
 # --- characters --------------------------------------------------------------------------------
 
-_ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
-_BIDI = "\u202a-\u202e\u2066-\u2069"
-# Removed before matching; soft hyphen, CGJ and invisible operators hide nothing on their own
-# (no signal), but they can split a phrase just as well.
-_INVISIBLE_RX = re.compile(f"[{_ZERO_WIDTH}{_BIDI}\u00ad\u034f\u180e\u200e\u200f\u2061-\u2064]+")
-_TAG_RX = re.compile("[\U000e0000-\U000e007f]+")
-# England, Scotland and Wales flags are tag sequences: black flag, tag letters, cancel tag.
-_FLAG_TAGS_RX = re.compile("\U0001f3f4[\U000e0030-\U000e0039\U000e0061-\U000e007a]{1,7}\U000e007f")
-# A word split by zero-width characters has them between ASCII letters; emoji ZWJ sequences
-# (one joiner between pictographs) and a leading BOM do not.
-_ZERO_WIDTH_SPLIT_RX = re.compile(f"[A-Za-z0-9][{_ZERO_WIDTH}]+[A-Za-z0-9]|[{_ZERO_WIDTH}]{{2}}")
-_BIDI_RX = re.compile(f"[{_BIDI}]")
-_MIXED_SCRIPT_RX = re.compile(
-    r"[a-zA-Z][\u0370-\u03ff\u0400-\u04ff]|[\u0370-\u03ff\u0400-\u04ff][a-zA-Z]"
-)
-_HOMOGLYPHS = str.maketrans(
-    "аеорсухіјѕԁһԛԝАВЕКМНОРСТХУІЈЅαβεικνορτυχΑΒΕΗΙΚΜΝΟΡΤΥΧ",
-    "aeopcyxijsdhqwabekmhopctxyijsabeikvoptuxabehikmnoptyx",
-)
+_ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_BLACK_FLAG = "\U0001f3f4"
+# Invisible characters, found in one pass and removed before matching: zero-width characters,
+# bidi controls and marks, soft hyphen, CGJ, invisible operators, and tag characters (these are
+# outside the BMP, and the search is slower when the pattern includes them, so it only does when
+# the essay may have some).
+_INVISIBLE = "\u00ad\u034f\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+_INVISIBLE_RX = re.compile(f"[{_INVISIBLE}]+")
+# One pass decides whether the character checks are needed at all (most essays: no).
+_SPECIAL_CHAR_RX = re.compile(f"[{_INVISIBLE}\u0370-\u03ff\u0400-\u04ff]")
+_INVISIBLE_OR_TAG_RX = re.compile(f"[{_INVISIBLE}\U000e0000-\U000e007f]+")
+_FLAG_TAG_RUN_RX = re.compile("[\U000e0030-\U000e0039\U000e0061-\U000e007a]{1,7}\U000e007f")
+_GREEK_CYRILLIC_RX = re.compile("[\u0370-\u03ff\u0400-\u04ff]")
+_LOOK_ALIKES = "аеорсухіјѕԁһԛԝАВЕКМНОРСТХУІЈЅαεικνορτυχΑΒΕΗΙΚΜΝΟΡΤΥΧ"
+_HOMOGLYPHS = str.maketrans(_LOOK_ALIKES, "aeopcyxijsdhqwabekmhopctxyijsaeikvoptuxabehikmnoptyx")
+# Only look-alike letters next to Latin ones count: "5 µm" and "ΔT" are science, not disguise.
+# (Starting at the look-alike, rare in English, is faster than starting at every Latin letter.)
+_MIXED_SCRIPT_RX = re.compile(f"[{_LOOK_ALIKES}](?:(?<=[a-zA-Z].)|(?=[a-zA-Z]))")
 
-# --- phrases -----------------------------------------------------------------------------------
+# --- phrase rules ------------------------------------------------------------------------------
 
-# Written with single spaces for readability; each space matches any run of whitespace.
+
+@dataclass(frozen=True)
+class _Rule:
+    signal: str
+    anchors: tuple[str, ...]
+    # matched at each anchor; a look-back, when present, must end at the anchor
+    pattern: re.Pattern[str]
+    before: re.Pattern[str] | None
+    # the phrase must open a sentence or follow "please", "you must", "grader," ...
+    lead: bool
+    check: Callable[[str, int, int], bool] | None
+    lookback: int
+
+
+def _compile(pattern: str) -> str:
+    # Patterns are written with single spaces; each matches any run of whitespace. (No pattern
+    # has a space inside a character class.)
+    return pattern.replace(" ", r"\s+")
+
+
+_RULES_LIST: list[_Rule] = []
+
+
+def _rule(
+    signal: str,
+    anchors: Iterable[str],
+    pattern: str,
+    before: str | None = None,
+    lead: bool = False,
+    check: Callable[[str, int, int], bool] | None = None,
+    lookback: int = 160,
+) -> None:
+    if signal not in SIGNALS:
+        raise AssertionError(f"unknown signal {signal}")
+    _RULES_LIST.append(
+        _Rule(
+            signal,
+            tuple(anchors),
+            re.compile(_compile(pattern)),
+            re.compile(rf"(?:{_compile(before)})\Z") if before is not None else None,
+            lead,
+            check,
+            lookback,
+        )
+    )
+
+
+_LEAD_RX = re.compile(
+    _compile(
+        r"(?:(?:^|[.!?:;,\"'“”‘’(\[{*>•|~=\-—–])\s*|(?:^|\s)(?:please|pls|plz|kindly|now|just|simply|"
+        r"hence|therefore|thus|so|instead|you (?:must|should|will|shall|need to|have to|are to|"
+        r"are required to|are instructed to|are expected to|can|may|ought to)|must|grader|marker|"
+        r"examiner|ai|model|assistant|chatgpt|gpt|llm|bot|por favor|s'il (?:te|vous) pla[iî]t|"
+        r"bitte|per favore)\s+)\Z"
+    ),
+    re.M,
+)
+_LINE_START = r"(?:^|\n)[^\S\n]*+[#*>\-•=\[(_~|]*+[^\S\n]*+"
+_RUBRIC_TAIL_RX = re.compile(
+    _compile(
+        r"[^\S\n]*(?:\([^)\n]{0,80}\)[^\S\n]*)?[:=]|(?: \S+){0,3}? (?:supersedes|"
+        r"replaces|overrides|takes precedence|applies|below|as follows|follows|"
+        r"for this (?:essay|submission|assignment|paper))"
+    )
+)
+_LINE_START_RX = re.compile(_LINE_START + r"(?:the[^\S\n]+)?\Z")
+_HEADING_END_RX = re.compile(
+    r"[^\S\n]*+(?:\([^)\n]{0,80}\))?[^\S\n]*+[:=.!\-—–*#]*+[^\S\n]*+(?:\n|\Z)"
+)
+_MARKER_LINE_END_RX = re.compile(r"[^\S\n]*+[\-=*#\])>._~!|]*+[^\S\n]*+\n\s*+\S")
+_MORE_TEXT_RX = re.compile(r"(?:\s*\S){20}")
+_RUBRIC_KEY_RX = re.compile(r"[\"“”'](thesis|evidence|organi[sz]ation|language)[\"“”']\s?:")
+_FEEDBACK_KEY_RX = re.compile(r"[\"“”'](?:feedback|comments?|justification|rubric)[\"“”']\s?:")
+
+
+def _has_lead(text: str, start: int) -> bool:
+    return _LEAD_RX.search(text, max(0, start - 80), start) is not None
+
+
+def _rubric_header(text: str, start: int, end: int) -> bool:
+    # "the school has a new rubric" is ordinary, even opening a paragraph; as a heading line,
+    # or followed by a colon, "supersedes" or "for this essay", it is the essay's own rubric
+    if _RUBRIC_TAIL_RX.match(text, end) is not None:
+        return True
+    return (
+        _LINE_START_RX.search(text, max(0, start - 80), start) is not None
+        and _HEADING_END_RX.match(text, end) is not None
+    )
+
+
+def _json_feedback(text: str, start: int, end: int) -> bool:
+    # {"player": "ana", "score": 1200} is an ordinary code example; a score next to a feedback
+    # or justification key is a grading answer
+    return _FEEDBACK_KEY_RX.search(text, max(0, start - 400), end + 400) is not None
+
+
+def _json_rubric_keys(text: str, start: int, end: int) -> bool:
+    # one "language": 3 can be a code example; two rubric criteria as keys are a score sheet
+    keys = {m.group(1) for m in _RUBRIC_KEY_RX.finditer(text, max(0, start - 300), end + 300)}
+    return len(keys) >= 2
+
+
+def _more_text_after_marker(text: str, start: int, end: int) -> bool:
+    # "by the end of the essay" is ordinary; a line holding only the marker, with more text
+    # after it than a word count, is a fake boundary
+    m = _MARKER_LINE_END_RX.match(text, end)
+    return m is not None and _MORE_TEXT_RX.match(text, m.end() - 1) is not None
+
+
+_IGNORE_VERBS = ("ignor", "disregard", "forget", "override", "bypass", "overlook")
+_AI_ANCHORS = (
+    "ai",
+    "llm",
+    "grader",
+    "grading",
+    "marker",
+    "examiner",
+    "model",
+    "assistant",
+    "chat",
+    "gpt",
+    "evaluator",
+    "system",
+)
 _AI = (
-    r"(?:ai|a\.i\.|llm|language model|grader|grading (?:ai|model|system|software|tool|bot|"
-    r"assistant|program)|automated (?:grader|grading system|marker)|ai (?:grader|model|system|"
-    r"assistant|marker)|marker|examiner|model|assistant|chatbot|chat\s?gpt|gpt|evaluator|system)"
+    r"(?:ai|llm|grader|grading (?:ai|model|system|software|tool|bot|assistant|program)|marker|"
+    r"examiner|model|assistant|chatbot|chat\s?gpt|gpt|evaluator|system)s?"
 )
-# unambiguous names for an AI grader ("note to the assistant" may be a story about a shop)
+# names that can only mean an AI grader ("a note for the assistant" may be a story about a shop)
 _AI_ONLY = (
-    r"(?:ai|a\.i\.|llm|language model|grader|grading (?:ai|model|system|software|tool|bot|"
-    r"assistant|program)|automated (?:grader|grading system|marker)|ai (?:grader|model|system|"
-    r"assistant|marker)|chatbot|chat\s?gpt|gpt)"
+    r"(?:ai|llm|grader|grading (?:ai|model|system|software|tool|bot|assistant|program)|chatbot|"
+    r"chat\s?gpt|gpt)s?\b"
 )
 _PREVIOUS = r"(?:previous|prior|preceding|above|earlier|foregoing|original|initial|system|former)"
+_QUALIFIER = (
+    r"(?:grading|marking|scoring|official|teacher's|given|usual|normal|standard|above|following)"
+)
+_GRADING_NOUN = (
+    r"(?:rubric|marking scheme|mark scheme|scoring guide|grading criteria|criteria|"
+    r"grading (?:rules|instructions|guidelines))\b"
+)
+
+# -- addresses_grader
+_rule(
+    "addresses_grader",
+    _IGNORE_VERBS,
+    r"(?:ignore|disregard|forget|override|bypass|overlook) (?:all |any |every )?(?:of )?(?:the |"
+    rf"your |these |those |my )?{_PREVIOUS}(?: \w+)? (?:instructions?|prompts?|directives|"
+    r"commands)|(?:ignore|disregard) (?:all|any|every)(?: other)? (?:instructions|prompts|"
+    r"directives)|(?:disregard|ignore) (?:all |everything |anything )?(?:of )?(?:the |that |"
+    r"what (?:is|was) )?(?:written |said |stated )?(?:above|before this|previously|so far)"
+    # not "ignore the above warning": "above" is the object, not an adjective
+    r"(?=\s*(?:[.,;:!?)\n—\-]|and\b|then\b|instead\b|this\b|that\b)|\s*$)",
+)
+_rule(
+    "addresses_grader",
+    _IGNORE_VERBS,
+    r"(?:ignore|disregard|forget|override|bypass|overlook) (?:the |your |this |any |all |these )?"
+    rf"(?:{_QUALIFIER} )?{_GRADING_NOUN}|(?:ignore|disregard|forget|override|bypass) (?:your|all|"
+    r"any|all your|all the|the (?:grading|marking|scoring|given|above|following)) (?:\w+ )?"
+    r"instructions|(?:ignore|disregard|forget|override|bypass|overlook) (?:all |any |every )?"
+    rf"(?:of )?(?:the |your |these |those )?{_PREVIOUS}(?: \w+)? (?:directions|guidelines|rules|"
+    r"messages?|text|context)",
+    lead=True,
+)
+_rule(
+    "addresses_grader",
+    ("follow",),
+    rf"follow(?:ing)? (?:all |any |the |your |these )?(?:{_PREVIOUS} |{_QUALIFIER} )?"
+    r"(?:instructions|rubric|marking scheme|criteria)\b",
+    before=r"(?:do not|don't|never|stop|no longer) ",
+    lead=True,
+)
+_rule(
+    "addresses_grader",
+    ("rubric",),
+    r"rubric\b",
+    before=r"(?:do not|don't|never|stop) (?:use|apply|using|applying) (?:the |this |any |your )?"
+    r"(?:\w+ )?",
+    lead=True,
+)
+_rule(
+    "addresses_grader",
+    ("now",),
+    r"now (?:a |an |the |my |in |acting as |playing )(?:\S+ ){0,3}?(?:(?:grader|examiner|marker|"
+    r"evaluator|grading \w+|(?:ai|language) model|llm|ai|(?:developer|dan|jailbreak|"
+    r"unrestricted|generous|lenient|god) mode)\b|(?:assistant|chatbot)(?=\s?[.,;:!]|\s*$| (?:who|"
+    r"that|with|without|and|which)\b))",
+    before=r"you are ",
+    lookback=40,
+)
+_rule(
+    "addresses_grader",
+    ("now",),
+    r"now on,? you (?:are|will|must|shall) (?:\S+ ){0,8}?(?:this essay|full marks|maximum|"
+    r"perfect|10/10|a\+|generous|lenient)",
+    before=r"from ",
+    lookback=40,
+)
+_rule(
+    "addresses_grader",
+    ("longer",),
+    r"longer (?:bound by|restricted|required to follow|limited by|following|an? (?:ai|grader|"
+    r"assistant|model|language model))",
+    before=r"you are no ",
+    lookback=40,
+)
+_rule(
+    "addresses_grader",
+    ("act", "behave", "pretend", "imagine"),
+    r"(?:act as(?: if you (?:were|are))?|behave like|pretend (?:to be|you are|you're)|imagine "
+    r"(?:you are|you're)) (?:a|an|the) (?:\S+ ){0,2}?(?:generous|lenient|kind|easy|nice|friendly|"
+    r"soft|forgiving) (?:grader|teacher|examiner|marker)",
+)
+_rule(
+    "addresses_grader",
+    ("generous", "lenient"),
+    r"(?:generous|lenient) (?:with|when|in) (?:the |my |your |this )?(?:marks|marking|grades|"
+    r"grading|scores|scoring|points|essay)|(?:generously|leniently)\b",
+    before=r"(?:be|grade|mark|score)(?: (?:this|it|me|my|the))?(?: essay)? "
+    r"(?:very |extra |really )?",
+    lead=True,
+)
+_rule(
+    "addresses_grader",
+    ("note",),
+    r"note\s?:",
+    before=r"(?:grading|marking|grader'?s?|marker'?s|examiner'?s|assessor'?s) ",
+)
+_rule(
+    "addresses_grader",
+    ("whoever", "anyone", "person"),
+    r"(?:whoever|anyone|(?:the )?person) (?:is |who is |who's )?(?:grading|marking|assessing|"
+    r"scoring) (?:this|my|the essay)",
+)
+_rule(
+    "addresses_grader",
+    _AI_ANCHORS,
+    rf"{_AI},? you (?:must|should|will|shall|need to|have to|are (?:required|instructed|expected|"
+    r"obliged|told|asked) to|cannot|can't|may not)",
+    before=r"as (?:the|an?|my|your) (?:\S+ ){0,2}?",
+)
+_rule(
+    "addresses_grader",
+    _AI_ANCHORS,
+    rf"(?:{_AI_ONLY}|{_AI}\s?(?:[:,!\-—)\]]|$))",
+    before=r"(?:note|memo|reminder|p\.?s\.?|warning) (?:to|for) (?:the |any |my |all |our |this )?"
+    r"(?:automated |essay |ai |language |grading )?",
+)
+_rule(
+    "addresses_grader",
+    ("grader", "grading", "marker", "examiner", "evaluator", "llm", "ai"),
+    r"(?:grader|grading (?:ai|model|system|software|tool|bot|assistant)|marker|examiner|"
+    r"evaluator|ai grader|llm)s?\b",
+    before=r"(?:instructions?|directions|orders|commands) (?:to|for) (?:the |any |all )?"
+    r"(?:automated |essay |ai )?",
+)
+# a greeting alone ("Hi ChatGPT, can you help me") is not an instruction
+_rule(
+    "addresses_grader",
+    _AI_ANCHORS,
+    r"(?:ai|llm|grading (?:ai|model|system|bot|assistant)|grader|model|assistant|chatbot|"
+    r"chat\s?gpt|gpt|marker|examiner|evaluator)s?\s?[,:!][^.!?\n]{0,120}?\b(?:please|kindly|"
+    r"must|you should|ignore|disregard|award|give (?:me|this|it|my)|grade|score|full marks|"
+    r"maximum|highest|perfect|a\+|10/10|rubric)",
+    before=r"(?:dear|hello|hi|hey|attention|greetings|listen|okay|ok|to) (?:the |my |dear )?"
+    r"(?:automated |ai |essay |language )?",
+)
+_rule(
+    "addresses_grader",
+    ("system",),
+    r"system prompt\s?(?:[:=]|override|update|begins|ends)",
+)
+_rule(
+    "addresses_grader",
+    ("system",),
+    r"system prompt",
+    before=r"(?:new|updated|override|overriding|real|actual|true|revised|hidden|your|following|"
+    r"begin|start|end of|ignore the|reveal (?:the|your)) ",
+)
+_rule(
+    "addresses_grader",
+    ("instructions",),
+    r"instructions\s?[:\]>)\-]",
+    before=r"(?:begin|start|end) (?:of )?(?:new )?(?:grader |grading |system )?",
+)
+_rule(
+    "addresses_grader",
+    ("mention", "reveal", "repeat", "flag"),
+    r"(?:mention|reveal|repeat|flag) (?:this|these|that|it)(?: \w+)? (?:in|to) (?:your|the) "
+    r"(?:feedback|response|answer|output|justification|grade|report)",
+    before=r"(?:do not|don't|never) ",
+)
+# the same in a few other languages
+_rule(
+    "addresses_grader",
+    ("ignor", "oubli", "olvid", "verg"),
+    r"(?:ignore[rsz]?|oublie[rsz]?) (?:toutes )?(?:les |des )?(?:instructions|consignes) "
+    r"(?:pr[ée]c[ée]dentes|ant[ée]rieures|ci-dessus|du syst[èe]me)"
+    r"|(?:ignora[rd]?|olvida[rd]?) (?:todas )?(?:las )?instrucciones (?:anteriores|previas|"
+    r"de arriba)|ignora (?:la )?r[úu]brica"
+    r"|(?:ignorier(?:e|en sie)?|vergiss|vergessen sie) (?:alle )?(?:vorherigen|bisherigen|obigen|"
+    r"vorigen) (?:anweisungen|anleitungen|instruktionen)"
+    r"|ignora (?:tutte )?(?:le )?istruzioni (?:precedenti|sopra)"
+    r"|ignor[ae] (?:todas )?(?:as )?instruç(?:õ|o)es anteriores",
+)
+
+# -- requests_score
 _FULL_RATIO = (
-    r"(?:4/4|5/5|10/10|20/20|25/25|40/40|50/50|100/100|(?:10|20|40|100) out of (?:10|20|40|100))"
+    r"(?:10\s?/\s?10|20\s?/\s?20|40\s?/\s?40|50\s?/\s?50|100\s?/\s?100|"
+    r"(?:10|20|40|100) out of (?:10|20|40|100))\b"
 )
-_TARGET = (
-    r"(?:full (?:marks?|points?|credit|score|grade)|top marks|every (?:single )?point|"
-    r"all (?:the )?(?:points|marks)|(?:the |a )?(?:maximum|max|highest|top|perfect)"
-    r"(?: possible| available)? (?:score|marks?|grade|points?|rating|result|band|10|ten|100)|"
-    r"(?:the |a )?(?:maximum|max|highest)(?: possible)?(?=\s?[.!,;:\n]|$| (?:in|on|for|to|across)"
-    r" (?:every|each|all))|an? a\+|a\+|straight a's|100\s?%|"
-    + _FULL_RATIO.replace("/", r"\s?/\s?")
-    + ")"
+# matched at one of _TARGET_ANCHORS; "give it 100%" is about effort, so percentages are apart
+_TARGET_WORDS = (
+    r"(?:full (?:marks?|points?|score|grade)|top (?:marks|score|grade|band|points)|"
+    r"(?:maximum|max|highest|top|perfect)(?: possible| available)? (?:score|marks?|grade|points?|"
+    r"rating|result|band|10|ten|100)\b|(?:maximum|max|highest)(?: possible)?(?=\s?[.!,;:\n]|\s*$|"
+    r" (?:in|on|for|to|across) (?:every|each|all))|a\+|" + _FULL_RATIO + ")"
 )
+_TARGET = rf"(?:{_TARGET_WORDS}|100\s?%)"
+_TARGET_ANCHORS = ("full", "top", "max", "highest", "perfect", "a+", "10", "20", "40", "50")
 _ESSAY = r"(?:essay|paper|submission|work|piece|text|response|composition|answer|assignment)"
 
-# (signal, pattern, check name); the check runs on the match, see _CHECKS
-_PHRASES: tuple[tuple[str, str, str], ...] = (
-    # ignore / disregard the previous instructions
-    (
-        "addresses_grader",
-        r"(?:ignore|disregard|forget|override|bypass|overlook|do not follow|don't follow|"
-        r"stop following|pay no attention to) (?:all |any |every )?(?:of )?(?:the |your |these |"
-        rf"those |my )?{_PREVIOUS}(?: \w+)? (?:instructions?|prompts?|directions|directives|"
-        r"guidelines|commands|rules|messages?|text|context)",
-        "",
-    ),
-    (
-        "addresses_grader",
-        r"(?:ignore|disregard) (?:all|any|every|your)(?: other)? (?:instructions|prompts|"
-        r"directives)|(?:disregard|ignore) (?:all |everything |anything )?(?:of )?(?:the |that |"
-        r"what (?:is|was) )?(?:written |said |stated )?(?:above|before this|previously|so far)\b",
-        "",
-    ),
-    (
-        "addresses_grader",
-        r"(?:ignore|disregard|forget|override|bypass|overlook|do not (?:use|follow|apply)|"
-        r"don't (?:use|follow|apply)|stop (?:using|following)) (?:the |your |this |any |all |"
-        r"these )?(?:(?:grading|marking|scoring|official|teacher's|given|usual|normal|standard|"
-        r"above|following) )?(?:rubric|marking scheme|mark scheme|scoring guide|grading criteria|"
-        r"criteria|grading (?:rules|instructions|guidelines))\b|(?:ignore|disregard|forget|"
-        r"override|bypass) (?:your|all|any|all your|all the|the (?:grading|marking|scoring|given|"
-        r"above|following)) (?:\w+ )?instructions",
-        "lead",
-    ),
-    # role-play
-    (
-        "addresses_grader",
-        r"you are now (?:a |an |the |my |in |acting as |playing )(?:\S+ ){0,3}?(?:grader|"
-        r"examiner|marker|evaluator|assistant|chatbot|grading \w+|(?:ai|language) model|llm|"
-        r"ai|(?:developer|dan|jailbreak|unrestricted|generous|lenient|god) mode)\b|"
-        r"you are no longer (?:bound by|restricted|required to follow|limited by|following|"
-        r"an? (?:ai|grader|assistant|model|language model))|"
-        r"(?:act|behave|respond) as (?:if you (?:were|are) )?(?:a|an|the) (?:\S+ ){0,2}?"
-        r"(?:generous|lenient|kind|easy|nice|friendly|soft|forgiving) (?:grader|teacher|"
-        r"examiner|marker)|from now on,? you (?:are|will|must|shall) (?:\S+ ){0,6}?(?:grade|"
-        r"score|mark|award|give)",
-        "",
-    ),
-    # "as the grader you must", "note to the grader", "Dear AI,"
-    (
-        "addresses_grader",
-        rf"as (?:the|an?|my|your) (?:\S+ ){{0,2}}?{_AI},? you (?:must|should|will|shall|need to|"
-        r"have to|are (?:required|instructed|expected|obliged|told|asked) to|cannot|can't|may not)"
-        r"|(?:note|memo|reminder|p\.?s\.?|warning) (?:to|for) (?:the |any |my |all |our |this )?"
-        rf"(?:{_AI_ONLY}s?\b|{_AI}s?\s?(?:[:,!\-—)\]]|$))|(?:instructions?|directions|orders|"
-        r"commands) "
-        r"(?:to|for) (?:the |any |all )?(?:grader|grading (?:ai|model|system|software|tool|bot|"
-        r"assistant)|automated grader|marker|examiner|evaluator|ai grader|llm)s?\b",
-        "",
-    ),
-    (
-        "addresses_grader",
-        r"(?:dear|hello|hi|hey|attention|greetings|listen|okay|ok) (?:the |my |dear )?(?:ai|a\.i\."
-        r"|llm|language model|grading (?:ai|model|system|bot|assistant)|automated grader|"
-        r"ai grader|model|assistant|chatbot|chat\s?gpt|gpt)\s?[,:!]|(?:dear|hello|hi|hey|"
-        r"attention|to) (?:the |my |dear )?(?:grader|marker|examiner|evaluator)s?\s?[,:!]"
-        r"[^.!?\n]{0,120}?\b(?:please|kindly|must|you should|ignore|disregard|award|"
-        r"give (?:me|this|it|my)|full marks|maximum|perfect score|a\+|10/10)",
-        "",
-    ),
-    (
-        "addresses_grader",
-        r"(?:new|updated|override|overriding|real|actual|true|revised|hidden|your|following|"
-        r"begin|start|end of|ignore the|reveal (?:the|your)) system prompt|system prompt\s?(?:[:=]"
-        r"|override|update|begins|ends)|(?:begin|start|end) (?:of )?(?:new )?(?:grader |"
-        r"grading |system )?instructions\s?[:\]>)\-]|(?:do not|don't|never) (?:mention|reveal|"
-        r"quote|repeat|report|flag) (?:this|these|that|it)(?: \w+)? (?:in|to) (?:your|the) "
-        r"(?:feedback|response|answer|output|justification|grade|report)",
-        "",
-    ),
-    # the same in a few other languages
-    (
-        "addresses_grader",
-        r"(?:ignore[rsz]?|oublie[rsz]?) (?:toutes )?(?:les |des )?(?:instructions|consignes) "
-        r"(?:pr[ée]c[ée]dentes|ant[ée]rieures|ci-dessus|du syst[èe]me)|ne (?:tiens|tenez) (?:pas|"
-        r"plus) compte (?:des|de la|du) (?:instructions|consignes|bar[èe]me|grille)|"
-        r"(?:ignora[rd]?|olvida[rd]?) (?:todas )?(?:las )?instrucciones (?:anteriores|previas|"
-        r"de arriba)|ignora (?:la )?r[úu]brica|(?:ignorier(?:e|en sie)?|vergiss|vergessen sie) "
-        r"(?:alle )?(?:vorherigen|bisherigen|obigen|vorigen) (?:anweisungen|anleitungen|"
-        r"instruktionen)|ignora (?:tutte )?(?:le )?istruzioni (?:precedenti|sopra)|"
-        r"ignor[ae] (?:todas )?(?:as )?instruç(?:õ|o)es anteriores",
-        "",
-    ),
-    # asks for a score
-    (
-        "requests_score",
-        r"(?:give|award|assign|grant|mark|score|rate|grade|output|accord) (?:\S+ ){0,4}?"
-        + _TARGET
-        + r"|(?:do not|don't|never) (?:deduct|take off|"
-        r"subtract|remove|lower|reduce) (?:any |a single )?(?:points|marks)",
-        "lead",
-    ),
-    (
-        "requests_score",
-        rf"(?:this|my|the following|the above|the present) {_ESSAY}(?: \S+){{0,3}}? (?:deserves|"
-        r"merits|earns|has earned|warrants|should (?:get|receive|be given|be awarded|be graded|"
-        r"be marked|be scored|score|earn)|must (?:get|receive|be given|be awarded|be graded|"
-        r"be marked|be scored|score)|(?:is|be) (?:worth|graded|scored|marked|rated|awarded|given)"
-        r"|will (?:get|receive|be given|be awarded)|gets|is to (?:be|receive)) (?:\S+ ){0,3}?"
-        + _TARGET
-        + r"|i deserve (?:\S+ ){0,2}?"
-        + _TARGET,
-        "",
-    ),
-    (
-        "requests_score",
-        r"(?:every|each|all) (?:single |of the )?(?:criteri(?:on|a)|categor(?:y|ies)|sections?|"
-        r"dimensions?|traits?|rubric (?:items?|rows?|lines?|criteri(?:on|a))|components?)"
-        r"(?: \S+){0,4}? (?:must|should|shall|will|has to|have to|needs? to|is to|are to) "
-        r"(?:\S+ ){0,2}?(?:receive|get|be (?:given|awarded|scored|marked|rated|graded)|score|earn)"
-        r" (?:\S+ ){0,2}?(?:the )?(?:maximum|max|highest|perfect|top|full (?:marks|points|score|"
-        r"credit)|10|100|ten)\b|(?:grade|final (?:grade|score|mark)|total (?:score|marks?|points)|"
-        r"essay (?:score|grade)|mark)\s?[:=]\s?(?:a\+|100\s?%|full marks|perfect|"
-        + _FULL_RATIO.replace("/", r"\s?/\s?")
-        + ")",
-        "",
-    ),
-    (
-        "requests_score",
-        r"(?:donne[rz]?|accorde[rz]?|attribue[rz]?|mets|mettez)(?:-(?:lui|moi))? (?:\S+ ){0,4}?"
-        r"(?:la )?(?:note|meilleure note) (?:maximale|maximum|parfaite|de 20\s?/\s?20|"
-        r"20\s?/\s?20)|(?:da|dale|dame|otorga|otórgale|asigna|asígnale|pon|ponle|concede) "
-        r"(?:\S+ ){0,4}?(?:la )?(?:(?:nota|calificación|puntuación) (?:máxima|perfecta|más alta)"
-        r"|(?:máxima|mejor) (?:nota|calificación|puntuación))|(?:gib|gebe|geben sie|vergib|"
-        r"vergeben sie) (?:\S+ ){0,4}?(?:die )?(?:volle punktzahl|höchstpunktzahl|bestnote|"
-        r"höchstnote|maximale punktzahl)|(?:dai|dare|assegna|assegnare|date) (?:\S+ ){0,4}?"
-        r"(?:il )?(?:punteggio massimo|voto massimo|massimo dei voti)|(?:dê|dar|atribua|atribuir)"
-        r" (?:\S+ ){0,4}?(?:a )?(?:nota máxima|pontuação máxima)",
-        "",
-    ),
-    # a rubric of its own
-    (
-        "fake_rubric",
-        r"(?:updated|new|revised|amended|corrected|replacement|override|overriding|real|actual|"
-        r"secret|hidden|special|additional|official) (?:grading |marking |scoring |evaluation )?"
-        r"(?:rubric|marking scheme|mark scheme|scoring guide|grading (?:instructions|guidelines|"
-        r"criteria|scheme)|instructions for (?:grading|the grader|marking))\b",
-        "rubric_header",
-    ),
-    (
-        "fake_rubric",
-        r"(?:rubric|marking scheme|mark scheme|scoring guide|grading (?:instructions|guidelines|"
-        r"criteria|scheme)|(?:grading|marking|scoring) instructions)(?: \([^)\n]{0,60}\))?\s?:",
-        "line_start",
-    ),
-    (
-        "fake_rubric",
-        r"(?:thesis|evidence|organi[sz]ation|language|reasoning|structure|conventions|grammar|"
-        r"style|content|clarity|argument|focus|criteri(?:on|a)|spelling|vocabulary|analysis|"
-        r"creativity|originality|coherence|presentation)(?:\w+)?\b(?:[^\S\n]?\([^)\n]{0,40}\))?"
-        r"[^\S\n]?[:=\-–][^\S\n]?(?:"
-        + _FULL_RATIO.replace("/", r"[^\S\n]?/[^\S\n]?")
-        + r")|(?:thesis|evidence|organi[sz]ation|language|reasoning|structure|conventions|"
-        r"criteri(?:on|a))[^\n]{0,60}?\b0[^\S\n]?(?:-|–|to)[^\S\n]?\d{1,3}[^\S\n](?:points?|pts|"
-        r"marks?)",
-        "",
-    ),
-    # a JSON answer
-    (
-        "fake_json_grade",
-        r"[\"“”']?(?:overall_feedback|total_score|final_score|max_score)[\"“”']?\s?:|"
-        r"[\"“”'](?:justification|overall feedback)[\"“”']\s?:|[\"“”'](?:criteria|scores|thesis|"
-        r"evidence|organi[sz]ation|language)[\"“”']\s?:\s?[{\[]",
-        "",
-    ),
-    (
-        "fake_json_grade",
-        r"[\"“”'](?:score|points|grade)[\"“”']\s?:\s?[\"“”]?(?:\d|a\+)",
-        "json_feedback",
-    ),
-    # boundaries and chat markup
-    (
-        "fake_boundary",
-        r"<{2,}\s?/?\s?(?:end\s?)?(?:of )?(?:the )?(?:essay|student|submission|user|system|"
-        r"instructions?|rubric)|</?\s?(?:essay|student[_ -]?essay|submission|system|user|assistant"
-        r"|instructions?|rubric|prompt|im_start|im_end|inst)\s?>|\[/?\s?inst\s?\]|<</?sys>>|"
-        r"<\|[a-z_]{2,30}\|>|#{1,6}\s?(?:system|assistant|user|instructions?|response|human)\s?:",
-        "",
-    ),
-    ("fake_boundary", r"(?:system|assistant)\s?:", "line_start_strict"),
-    (
-        "fake_boundary",
-        r"end of (?:the )?(?:student(?:'s|s)? )?(?:essay|submission|student text|input)",
-        "end_marker",
-    ),
+_rule(
+    "requests_score",
+    _TARGET_ANCHORS,
+    _TARGET_WORDS,
+    before=r"(?:give|award|assign|grant|output|accord) (?:\S+ ){0,4}?",
+    lead=True,
 )
+_rule(
+    "requests_score",
+    _TARGET_ANCHORS,
+    _TARGET_WORDS,
+    # "score maximum points" is a game; "score this 10/10" is about the essay
+    before=r"(?:score|rate|grade|mark) (?:this|it|me|my|the|that)(?: \w+){0,2}? "
+    r"(?:an? |as |with )?",
+    lead=True,
+)
+_rule(
+    "requests_score",
+    ("10",),
+    r"100\s?%",
+    before=rf"(?:give|award|assign|grant|score|rate|grade|mark) (?:this|my|the|your|that) "
+    rf"(?:\w+ )?{_ESSAY} (?:an? |as )?",
+    lead=True,
+)
+_rule(
+    "requests_score",
+    ("point", "mark"),
+    r"(?:points?|marks?)\b",
+    before=r"(?:give|award|assign|grant|output) (?:\S+ ){0,3}?(?:every (?:single )?|all (?:of )?"
+    r"(?:the |my |your )?)",
+    lead=True,
+)
+_rule(
+    "requests_score",
+    ("point", "mark"),
+    r"(?:points|marks)\b",
+    before=r"(?:do not|don't|never) (?:deduct|take off|subtract|remove|lower|reduce) "
+    r"(?:any |a single )?",
+    lead=True,
+)
+_rule(
+    "requests_score",
+    _TARGET_ANCHORS,
+    _TARGET,
+    before=rf"(?:(?:this|my|the|the following|the above|the present) {_ESSAY}(?: \S+){{0,3}}? "
+    r"(?:deserves|merits|earns|has earned|warrants|should (?:get|receive|be given|be awarded|"
+    r"be graded|be marked|be scored|score|earn)|must (?:get|receive|be given|be awarded|"
+    r"be graded|be marked|be scored|score)|(?:is|be) (?:worth|graded|scored|marked|rated|awarded|"
+    r"given)|will (?:get|receive|be given|be awarded)|gets|receives?|get|be (?:given|awarded|"
+    r"scored|graded|marked)|is to (?:be|receive))|i deserve) "
+    r"(?:\S+ ){0,3}?",
+)
+_rule(
+    "requests_score",
+    ("max", "highest", "perfect", "top", "full", "10", "ten"),
+    r"(?:maximum|max|highest|perfect)\b|top (?:marks|score|grade|band|points)|full (?:marks|"
+    r"points|score|credit)|(?:10|100|ten)(?:\s?/\s?\d+| (?:points|marks|out of))",
+    before=r"(?:every|each|all) (?:single |of the )?(?:criteri(?:on|a)|categor(?:y|ies)|sections?|"
+    r"dimensions?|traits?|rubric (?:items?|rows?|lines?|criteri(?:on|a))|components?)"
+    r"(?: \S+){0,4}? (?:(?:must|should|shall|will|has to|have to|needs? to|is to|are to) "
+    r"(?:\S+ ){0,2}?)?(?:receives?|gets?|be (?:given|awarded|scored|marked|rated|graded)|scores?|"
+    r"earns?) (?:\S+ ){0,2}?",
+)
+_rule(
+    "requests_score",
+    ("10", "ten", "max", "full"),
+    r"(?:10|ten|maximum|max|full) (?:points?|marks?) (?:to|for|in|on|across) (?:each|every|all)",
+    before=r"(?:give|award|assign|grant|score) (?:\S+ ){0,2}?",
+    lead=True,
+)
+_rule(
+    "requests_score",
+    ("grade", "final", "total", "essay"),
+    r"(?:grade|final (?:grade|score|mark)|total (?:score|marks?|points)|essay (?:score|grade))"
+    rf"\s?[:=]\s?(?:a\+|a\b(?=\s?[.,;)\]\n]|\s*$)|100\s?%|full marks|perfect\b|{_FULL_RATIO})",
+)
+# the same in a few other languages (imperatives that are also statements need a lead)
+_rule(
+    "requests_score",
+    ("max", "parfait", "20"),
+    r"(?:maximale|maximum|parfaite|20\s?/\s?20)",
+    before=r"(?:donne[rz]?|accorde[rz]?|attribue[rz]?|mets|mettez)(?:-(?:lui|moi))? "
+    r"(?:\S+ ){0,4}?(?:la )?note (?:de )?",
+    lead=True,
+)
+_rule(
+    "requests_score",
+    ("máx", "perfect", "mejor"),
+    r"(?:máxima|perfecta)\b|(?:máxima|mejor) (?:nota|calificación|puntuación)",
+    before=r"(?:da|dale|dame|otorga|otórgale|asigna|asígnale|pon|ponle|concede) (?:\S+ ){0,4}?"
+    r"(?:(?:nota|calificación|puntuación) )?",
+    lead=True,
+)
+_rule(
+    "requests_score",
+    ("punktzahl", "höchst", "bestnote"),
+    r"(?:punktzahl|höchstpunktzahl|höchstnote|bestnote)",
+    before=r"(?:gib|gebt|geben sie|vergib|vergebt|vergeben sie) (?:\S+ ){0,4}?(?:die )?"
+    r"(?:volle |maximale |höchste )?",
+)
+_rule(
+    "requests_score",
+    ("mass",),
+    r"massimo dei voti|massimo\b",
+    before=r"(?:dai|date|assegna|assegnate|dare|assegnare) (?:\S+ ){0,4}?(?:il )?"
+    r"(?:punteggio |voto )?",
+    lead=True,
+)
+_rule(
+    "requests_score",
+    ("máx",),
+    r"máxima\b",
+    before=r"(?:dê|dá|dar|atribua|atribuir) (?:\S+ ){0,4}?(?:a )?(?:nota|pontuação) ",
+    lead=True,
+)
+
+# -- fake_rubric
+_NEW = (
+    r"(?:updated|new|revised|amended|corrected|replacement|override|overriding|real|actual|secret|"
+    r"hidden|special|additional|official)"
+)
+_rule(
+    "fake_rubric",
+    ("rubric",),
+    r"rubric\b",
+    before=rf"{_NEW} (?:grading |marking |scoring |evaluation )?",
+    check=_rubric_header,
+)
+_rule(
+    "fake_rubric",
+    ("rubric",),
+    r"rubric (?:override|update|change|correction|amendment|replacement)\b",
+    check=_rubric_header,
+)
+_rule(
+    "fake_rubric",
+    ("scheme", "guide"),
+    r"(?:scheme|guide)\b",
+    before=rf"{_NEW} (?:grading |marking |scoring |evaluation )?(?:mark|marking|scoring) ",
+    check=_rubric_header,
+)
+_rule(
+    "fake_rubric",
+    ("grading", "mark", "scoring"),
+    r"(?:grading|marking|scoring) (?:instructions|guidelines|criteria|scheme)\b",
+    before=rf"{_NEW} ",
+    check=_rubric_header,
+)
+_rule(
+    "fake_rubric",
+    ("instructions",),
+    r"instructions for (?:grading|the grader|marking)\b",
+    before=rf"{_NEW} ",
+    check=_rubric_header,
+)
+_rule(
+    "fake_rubric",
+    ("rubric", "grading", "mark", "scoring"),
+    r"(?:rubric\w*|(?:grading|marking|scoring) (?:instructions|guidelines|criteria|scheme|rubric)|"
+    r"(?:marking|mark) scheme|scoring guide)(?: \([^)\n]{0,60}\))?\s?:",
+    # "The rubric: clarity, evidence..." is a sentence; "New rubric:" is a heading
+    before=_LINE_START + r"(?:(?:the[^\S\n]+)?(?:(?:new|updated|revised|official|real|actual|"
+    r"correct|amended|grading|marking|scoring|essay)[^\S\n]+){1,2})?",
+)
+_CRITERION = (
+    r"(?:thesis|evidence|organi[sz]ation|language|reasoning|structure|conventions|grammar|style|"
+    r"content|clarity|argument|focus|criteri(?:on|a)|spelling|vocabulary|analysis|creativity|"
+    r"originality|coherence|presentation)"
+)
+_rule(
+    "fake_rubric",
+    ("/",),
+    r"/\s?(?:4|5|10|20|25|40|50|100)\b",
+    before=rf"{_CRITERION}\w*(?:[^\S\n]?\([^)\n]{{0,40}}\))?[^\S\n]?[:=\-–]?[^\S\n]?"
+    r"(?:4|5|10|20|25|40|50|100)[^\S\n]?",
+)
+_rule(
+    "fake_rubric",
+    ("point", "pts", "mark"),
+    r"(?:points?|pts|marks?)\b",
+    before=rf"{_CRITERION}[^\n]{{0,60}}?\b0[^\S\n]?(?:-|–|to)[^\S\n]?\d{{1,3}}[^\S\n]",
+)
+
+# -- fake_json_grade (anchored on the keys: a look-back at every colon would cost more)
+_Q = "[\"“”']"
+_rule(
+    "fake_json_grade",
+    ("overall", "total", "final", "max"),
+    rf"(?:overall_feedback|total_score|final_score|max_score){_Q}?\s?:",
+)
+_rule(
+    "fake_json_grade",
+    ("justification", "overall"),
+    rf"(?:justification|overall feedback){_Q}\s?:",
+    before=_Q,
+    lookback=1,
+)
+_rule(
+    "fake_json_grade",
+    ("criteria", "scores"),
+    rf"(?:criteria|scores){_Q}\s?:\s?[{{\[]",
+    before=_Q,
+    lookback=1,
+)
+_rule(
+    "fake_json_grade",
+    ("thesis", "evidence", "organi", "language"),
+    rf"(?:thesis|evidence|organi[sz]ation|language){_Q}\s?:\s?[{{\[\d]",
+    before=_Q,
+    check=_json_rubric_keys,
+    lookback=1,
+)
+_rule(
+    "fake_json_grade",
+    ("score", "points", "grade"),
+    rf"(?:score|points|grade){_Q}\s?:\s?[\"“”]?(?:\d|a\+)",
+    before=_Q,
+    check=_json_feedback,
+    lookback=1,
+)
+
+# -- fake_boundary
+_rule(
+    "fake_boundary",
+    ("<", "[", "#"),
+    r"<<<?\s?/?\s?(?:end\s?)?(?:of )?(?:the )?(?:essay|student|submission|user|system|"
+    r"instructions?|rubric)|</?\s?(?:essay|student[_\-\s]?essay|submission|system|user|assistant|"
+    r"instructions?|rubric|prompt|im_start|im_end|inst)\s?>|\[/?\s?inst\s?\]|<</?sys>>|"
+    r"<\|[a-z_]{2,30}\|>|#{1,6}\s?(?:system|assistant|user|instructions?|response|human)\s?:",
+)
+_rule(
+    "fake_boundary",
+    ("system", "assistant"),
+    r"(?:system|assistant)\s?:",
+    before=_LINE_START,
+)
+_rule(
+    "fake_boundary",
+    ("end",),
+    r"end of (?:the )?(?:student(?:'s|s)? )?(?:essay|submission|student text|input)\b",
+    before=r"(?:^|\n)[^\S\n]*+[\-=*#\[(<_~|]*+[^\S\n]*+",
+    check=_more_text_after_marker,
+)
+
+_RULES = tuple(_RULES_LIST)
+
+
+def _alternation(words: Iterable[str]) -> str:
+    """A regex alternation factored by first character: the regex engine then rejects most
+    candidates after one comparison instead of one per word."""
+    by_first: dict[str, list[str]] = {}
+    for word in sorted(set(words), key=lambda w: (-len(w), w)):
+        by_first.setdefault(word[0], []).append(re.escape(word[1:]))
+    return "|".join(
+        f"{re.escape(first)}(?:{'|'.join(rests)})" for first, rests in sorted(by_first.items())
+    )
+
+
+_WORD_ANCHORS = frozenset(a for rule in _RULES for a in rule.anchors if a[0].isalnum())
+_CHAR_ANCHORS = frozenset(a for rule in _RULES for a in rule.anchors if not a[0].isalnum())
+if any(len(a) != 1 for a in _CHAR_ANCHORS):
+    raise AssertionError("anchors that do not start a word must be single characters")
+# a matched anchor word also counts for the shorter anchors it starts with ("grader": "grade")
+_PREFIXES = {a: tuple(b for b in _WORD_ANCHORS if a.startswith(b)) for a in _WORD_ANCHORS}
+# One scan finds the anchor words at word starts, and words spelled out letter by letter
+# (group 2; "i g n o r e" has no anchor word). Both start after a non-word character, which
+# lets the engine skip the letters in between cheaply.
+_SCAN_RX = re.compile(
+    rf"\W(?:({_alternation(_WORD_ANCHORS)})|((?:[a-z][ ._*|·\-]{{1,3}}){{6,}}[a-z](?![a-z])))"
+)
+
+
+def _scan(text: str) -> tuple[dict[str, list[int]], list[str]]:
+    """Where each anchor starts, and the letters of each letter-by-letter run."""
+    anchors: dict[str, list[int]] = {a: [] for a in _WORD_ANCHORS | _CHAR_ANCHORS}
+    spaced: list[str] = []
+    for m in _SCAN_RX.finditer(text):
+        word = m.group(1)
+        if word is not None:
+            for anchor in _PREFIXES[word]:
+                anchors[anchor].append(m.start(1))
+        else:
+            spaced.append("".join(c for c in m.group(2) if c.isalpha()))
+    for char in _CHAR_ANCHORS:
+        positions = anchors[char]
+        i = text.find(char)
+        while i >= 0:
+            positions.append(i)
+            i = text.find(char, i + 1)
+    return anchors, spaced
+
+
+def _mid_word(text: str, start: int) -> bool:
+    return start > 0 and text[start].isalnum() and text[start - 1].isalnum()
+
+
+def _fires(rule: _Rule, text: str, anchors: dict[str, list[int]]) -> bool:
+    for anchor in rule.anchors:
+        for pos in anchors[anchor]:
+            m = rule.pattern.match(text, pos)
+            if m is None:
+                continue
+            start = pos
+            if rule.before is not None:
+                b = rule.before.search(text, max(0, pos - rule.lookback), pos)
+                # (a word-start check here rather than in the pattern lets the regex engine
+                # skip ahead to the look-back's first word)
+                if b is None or _mid_word(text, b.start()):
+                    continue
+                start = b.start()
+            if rule.lead and not _has_lead(text, start):
+                continue
+            if rule.check is None or rule.check(text, start, m.end()):
+                return True
+    return False
+
+
+# --- hidden text -------------------------------------------------------------------------------
 
 # Text about scores or instructions in decoded base64 or in letter-by-letter spelling.
 _HIDDEN_KEYWORDS_RX = re.compile(
     r"ignore|disregard|instruction|rubric|grader|fullmarks|full marks|maximum|perfect|score|"
     r"grade|award|points"
 )
-
-_LEAD_RX = re.compile(
-    r"(?:(?:^|[.!?:;,\"'“”‘’(\[{*>•|~=\-—–])\s*|(?:^|\s)(?:please|pls|plz|kindly|now|just|simply|"
-    r"hence|therefore|thus|so|instead|you (?:must|should|will|shall|need to|have to|are to|"
-    r"are required to|are instructed to|are expected to|can|may|ought to)|must|grader|marker|"
-    r"examiner|ai|model|assistant|chatgpt|gpt|llm|bot)\s+)\Z",
-    re.M,
-)
-_LINE_START_RX = re.compile(r"(?:^|\n)[^\S\n]*[#*>\-•=\[(_~|]*[^\S\n]*(?:[a-z']+[^\S\n]+){0,2}\Z")
-_LINE_START_STRICT_RX = re.compile(r"(?:^|\n)[^\S\n]*[#*>\-•=\[(_~|]*[^\S\n]*\Z")
-_RUBRIC_TAIL_RX = re.compile(
-    r"[^\S\n]*(?:\([^)\n]{0,80}\)[^\S\n]*)?(?::|=|[\-—–]\s)|(?: \S+){0,3}? (?:supersedes|"
-    r"replaces|overrides|takes precedence|applies|below|as follows|follows|"
-    r"for this (?:essay|submission|assignment|paper))".replace(" ", r"\s+")
-)
-_MARKER_LINE_END_RX = re.compile(r"[^\S\n]*[\-=*#\])>._~!|]*[^\S\n]*\n\s*\S")
-_MARKER_LINE_START_RX = re.compile(r"(?:^|\n)[^\S\n]*[\-=*#\[(<_~|]*[^\S\n]*\Z")
-_FEEDBACK_KEY_RX = re.compile(r"[\"“”'](?:feedback|comments?|justification|rubric)[\"“”']\s?:")
+# Runs start at an uppercase letter, digit, + or / (rare in prose, common in base64) and are
+# then extended back to the start of the run: scanning from every lowercase letter is slower.
+_BASE64_RX = re.compile(r"[A-Z0-9+/][A-Za-z0-9+/]{23,}={0,2}")
+_BASE64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+_MIN_BASE64 = 32
+_MAX_BASE64_RUNS = 20
+_MAX_BASE64_CHARS = 4096
 _END_OF_ESSAY_RX = re.compile(
     r"END OF (?:THE )?(?:STUDENT(?:'S|S)? )?(?:ESSAY|SUBMISSION|TEXT|INPUT)\b"
 )
-_MORE_TEXT_RX = re.compile(r"(?:\s*\S){20}")
-_SPACED_RX = re.compile(r"[ ._*|·\-](?:[a-z][ ._*|·\-]{1,3}){6,}[a-z](?![a-z])")
-_BASE64_RX = re.compile(r"[\s:\"'(\[=>]([A-Za-z0-9+/]{32,}={0,2})")
-_BASE64_AT_START_RX = re.compile(r"[A-Za-z0-9+/]{32,}={0,2}")
-_MAX_BASE64_RUNS = 20
-_MAX_BASE64_CHARS = 4096
-_LOOKBACK = 80
-
-
-def _wordlike_start(text: str, start: int) -> bool:
-    """True when the match starts in the middle of a word (so "signore" is not "ignore")."""
-    return start > 0 and text[start].isalnum() and text[start - 1].isalnum()
-
-
-def _check_lead(text: str, m: re.Match[str]) -> bool:
-    return _LEAD_RX.search(text, max(0, m.start() - _LOOKBACK), m.start()) is not None
-
-
-def _check_line_start(text: str, m: re.Match[str]) -> bool:
-    return _LINE_START_RX.search(text, max(0, m.start() - _LOOKBACK), m.start()) is not None
-
-
-def _check_line_start_strict(text: str, m: re.Match[str]) -> bool:
-    return _LINE_START_STRICT_RX.search(text, max(0, m.start() - _LOOKBACK), m.start()) is not None
-
-
-def _check_rubric_header(text: str, m: re.Match[str]) -> bool:
-    # "updated rubric" in a sentence about school is ordinary; as a heading, or followed by a
-    # colon or "supersedes"/"for this essay", it is a rubric of the essay's own making
-    return _check_line_start(text, m) or _RUBRIC_TAIL_RX.match(text, m.end()) is not None
-
-
-def _check_json_feedback(text: str, m: re.Match[str]) -> bool:
-    # {"player": "ana", "score": 1200} is an ordinary code example; a score next to a
-    # feedback or justification key is a grading answer
-    window = text[max(0, m.start() - 400) : m.end() + 400]
-    return _FEEDBACK_KEY_RX.search(window) is not None
-
-
-def _check_end_marker(text: str, m: re.Match[str]) -> bool:
-    # "by the end of the essay" is ordinary; a line holding only the marker, with more text
-    # after it, is a fake boundary
-    line_start = _MARKER_LINE_START_RX.search(text, max(0, m.start() - _LOOKBACK), m.start())
-    return line_start is not None and _MARKER_LINE_END_RX.match(text, m.end()) is not None
-
-
-_CHECKS: dict[str, Callable[[str, re.Match[str]], bool]] = {
-    "": lambda text, m: True,
-    "lead": _check_lead,
-    "line_start": _check_line_start,
-    "line_start_strict": _check_line_start_strict,
-    "rubric_header": _check_rubric_header,
-    "json_feedback": _check_json_feedback,
-    "end_marker": _check_end_marker,
-}
-
-
-@dataclass(frozen=True)
-class _Rule:
-    signal: str
-    regex: re.Pattern[str]
-    check: Callable[[str, re.Match[str]], bool]
-
-
-def _compile_rules() -> tuple[_Rule, ...]:
-    rules = []
-    for signal, pattern, check in _PHRASES:
-        if signal not in SIGNALS:
-            raise AssertionError(f"unknown signal {signal}")
-        rules.append(_Rule(signal, re.compile(pattern.replace(" ", r"\s+")), _CHECKS[check]))
-    return tuple(rules)
-
-
-_RULES = _compile_rules()
-
-
-def _phrase_signals(text: str, found: set[str]) -> None:
-    for rule in _RULES:
-        if rule.signal in found:
-            continue
-        for m in rule.regex.finditer(text):
-            if not _wordlike_start(text, m.start()) and rule.check(text, m):
-                found.add(rule.signal)
-                break
 
 
 def _decode_base64_runs(text: str) -> list[str]:
-    """The readable ASCII hidden in long base64 runs (few runs, bounded length)."""
-    runs = [m.group(1) for m in _BASE64_RX.finditer(text, 0)]
-    head = _BASE64_AT_START_RX.match(text)
-    if head:
-        runs.insert(0, head.group())
+    """The printable ASCII hidden in long base64 runs (a few runs, of bounded length)."""
     decoded = []
-    for run in runs[:_MAX_BASE64_RUNS]:
-        run = run[:_MAX_BASE64_CHARS].rstrip("=")
+    runs = 0
+    for m in _BASE64_RX.finditer(text):
+        start = m.start()
+        while start > 0 and text[start - 1] in _BASE64_CHARS and m.start() - start < 64:
+            start -= 1
+        run = text[start : m.end()].rstrip("=")
+        if len(run) < _MIN_BASE64:
+            continue
+        runs += 1
+        if runs > _MAX_BASE64_RUNS:
+            break
+        run = run[:_MAX_BASE64_CHARS]
         run = run[: len(run) - len(run) % 4]
         try:
             raw = base64.b64decode(run, validate=True)
@@ -425,56 +764,116 @@ def _decode_base64_runs(text: str) -> list[str]:
     return decoded
 
 
-def _tag_text(essay: str, found: set[str]) -> str:
-    """Decodes tag characters outside emoji flags (they spell invisible ASCII)."""
-    rest = _FLAG_TAGS_RX.sub("", essay)
-    hidden = []
-    for m in _TAG_RX.finditer(rest):
-        found.add("unicode_tags")
-        hidden.append("".join(chr(ord(c) - 0xE0000) for c in m.group() if ord(c) < 0xE007F))
-    return " ".join(hidden)
+def _may_have_tags(text: str) -> bool:
+    # Tag characters are outside the BMP: in UTF-16 their high surrogate is 0xDB40. Encoding costs
+    # microseconds; a chance match across two code units only costs the slower search.
+    encoded = text.encode("utf-16-le", "surrogatepass")
+    return len(encoded) != 2 * len(text) and b"\x40\xdb" in encoded
+
+
+def _invisible_runs(text: str, found: set[str], hidden: list[str]) -> str:
+    """The text without its invisible characters; signals for the ways they can hide text."""
+    rx = _INVISIBLE_OR_TAG_RX if _may_have_tags(text) else _INVISIBLE_RX
+    kept: list[str] = []
+    tags: list[str] = []
+    end = 0
+    word_splits = 0
+    for m in rx.finditer(text):
+        run, start = m.group(), m.start()
+        kept.append(text[end:start])
+        end = m.end()
+        if any(c in _BIDI for c in run):
+            found.add("bidi_control")
+        zero_width = sum(c in _ZERO_WIDTH for c in run)
+        if zero_width >= 2:
+            found.add("zero_width")
+        elif (
+            zero_width
+            and start > 0
+            and end < len(text)
+            and text[start - 1].isascii()
+            and text[start - 1].isalnum()
+            and text[end].isascii()
+            and text[end].isalnum()
+        ):
+            # a word split in two; twice or more is a trick (a single one can come from a pasted
+            # web page), and emoji ZWJ sequences join pictographs, not letters
+            word_splits += 1
+            if word_splits >= 2:
+                found.add("zero_width")
+        # England, Scotland and Wales flags are tag sequences after a black flag; any other
+        # tag characters spell invisible ASCII
+        flag = text[start - 1 : start] == _BLACK_FLAG and _FLAG_TAG_RUN_RX.fullmatch(run)
+        if not flag and any(c >= "\U000e0000" for c in run):
+            found.add("unicode_tags")
+            tags.append(
+                "".join(chr(ord(c) - 0xE0000) for c in run if "\U000e0020" <= c < "\U000e007f")
+            )
+    if tags:
+        hidden.append(" ".join(tags))
+    kept.append(text[end:])
+    return "".join(kept)
+
+
+def _map_look_alikes(text: str, found: set[str]) -> str:
+    """Maps look-alike letters to Latin in the words that mix them with Latin letters (only
+    those: a Russian essay stays Russian)."""
+    parts: list[str] = []
+    end = 0
+    for m in _MIXED_SCRIPT_RX.finditer(text):
+        if m.start() < end:
+            continue
+        found.add("mixed_scripts")
+        start = m.start()
+        while start > end and text[start - 1].isalpha():
+            start -= 1
+        parts.append(text[end:start])
+        end = m.end()
+        while end < len(text) and text[end].isalpha():
+            end += 1
+        parts.append(text[start:end].translate(_HOMOGLYPHS))
+    parts.append(text[end:])
+    return "".join(parts)
+
+
+def _normalise(essay: str, found: set[str], hidden: list[str]) -> str:
+    """NFKC text without invisible characters and with look-alikes mapped (case kept)."""
+    if essay.isascii():
+        return essay
+    if not _may_have_tags(essay) and not _SPECIAL_CHAR_RX.search(essay):
+        return unicodedata.normalize("NFKC", essay)
+    text = unicodedata.normalize("NFKC", _invisible_runs(essay, found, hidden))
+    if _GREEK_CYRILLIC_RX.search(text):
+        text = _map_look_alikes(text, found)
+    return text
 
 
 def detect_injection(essay: str) -> tuple[str, ...]:
-    """The sorted names of the prompt-injection signals found in the essay (see SIGNALS);
+    """The sorted names of the prompt-injection signals found in the essay (keys of SIGNALS);
     an empty tuple when nothing looks aimed at the grader. Never returns essay text."""
     found: set[str] = set()
     hidden: list[str] = []
-    text = essay
-    if not text.isascii():
-        if _TAG_RX.search(text):
-            hidden.append(_tag_text(text, found))
-            text = _TAG_RX.sub("", text)
-        if _ZERO_WIDTH_SPLIT_RX.search(text):
-            found.add("zero_width")
-        if _BIDI_RX.search(text):
-            found.add("bidi_control")
-        if _INVISIBLE_RX.search(text):
-            text = _INVISIBLE_RX.sub("", text)
-        text = unicodedata.normalize("NFKC", text)
-        if _MIXED_SCRIPT_RX.search(text):
-            found.add("mixed_scripts")
-            text = text.translate(_HOMOGLYPHS)
+    text = _normalise(essay, found, hidden)
 
-    if _END_OF_ESSAY_RX.search(text):
-        for m in _END_OF_ESSAY_RX.finditer(text):
-            if _MORE_TEXT_RX.match(text, m.end()):
-                found.add("fake_boundary")
-                break
+    for m in _END_OF_ESSAY_RX.finditer(text):
+        if _MORE_TEXT_RX.match(text, m.end()):
+            found.add("fake_boundary")
+            break
 
     for decoded in _decode_base64_runs(text):
         if _HIDDEN_KEYWORDS_RX.search(decoded.casefold()):
             found.add("encoded_instructions")
             hidden.append(decoded)
 
-    folded = text.casefold()
-    for m in _SPACED_RX.finditer(folded):
-        letters = "".join(c for c in m.group() if c.isalpha())
-        if _HIDDEN_KEYWORDS_RX.search(letters):
-            found.add("spaced_letters")
-            break
-
+    # the leading newline puts a non-word character before a first word that is an anchor
+    folded = "\n" + text.casefold()
     if hidden:
-        folded = f"{folded}\n\n" + "\n\n".join(h.casefold() for h in hidden)
-    _phrase_signals(folded, found)
+        # decoded hidden text is checked like the visible text
+        folded = "\n\n".join([folded, *(h.casefold() for h in hidden)])
+    anchors, spaced = _scan(folded)
+    if any(_HIDDEN_KEYWORDS_RX.search(letters) for letters in spaced):
+        found.add("spaced_letters")
+    for rule in _RULES:
+        if rule.signal not in found and _fires(rule, folded, anchors):
+            found.add(rule.signal)
     return tuple(sorted(found))
