@@ -205,15 +205,21 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 class RequestLimits:
-    """ASGI middleware: a request body must be JSON and at most `max_body_bytes`, or it is
-    refused (415, 413) before anything parses it."""
+    """ASGI middleware: the body of a POST to one of `body_paths` must be JSON and at most
+    `max_body_bytes`, or it is refused (415, 413) before anything parses it. Other requests go
+    to the router untouched (a method a path does not take is its 405)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, body_paths: frozenset[str]) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_paths = body_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or scope["path"] not in self.body_paths
+        ):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -285,8 +291,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Grade essays in the background: POST a submission, POST a grading job, "
         "then poll the job until it is completed.",
     )
-    # an essay of the maximum length, every character escaped in JSON, and room for the rest
-    app.add_middleware(RequestLimits, max_body_bytes=settings.max_essay_chars * 6 + 65536)
     _install_error_handlers(app)
 
     @app.get(
@@ -356,4 +360,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """A job's status, timestamps, attempts and error, and its grade once completed."""
         return client.check_grading_status(task_id, api_key_id=key).to_dict()
 
+    app.add_middleware(
+        RequestLimits,
+        # an essay of the maximum length, every character escaped in JSON, and room for the rest
+        max_body_bytes=settings.max_essay_chars * 6 + 65536,
+        body_paths=frozenset(
+            route.path for route in app.routes if "POST" in getattr(route, "methods", ())
+        ),
+    )
     return app
