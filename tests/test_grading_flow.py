@@ -94,37 +94,27 @@ def test_rate_limit_and_server_error_are_retried_until_success(
     assert _grades(conn, task_id) == 1
 
 
-@pytest.mark.parametrize(("fault", "code"), [("400", 400), ("401", 401)])
-def test_bad_request_and_bad_credentials_fail_at_once(
-    conn: psycopg.Connection, simulator: LLMSimulator, fault: str, code: int
-) -> None:
-    simulator.config.script = [fault]
-    task_id = _new_job()
-    _grade(task_id)
-    status = check_grading_status(task_id)
-    assert status.status == "failed"
-    assert f"model API error {code} (not retried)" in status.error_message
-    assert status.completed_at is not None
-    assert len(simulator.requests) == 1
-    assert _grades(conn, task_id) == 0
-
-
 @pytest.mark.parametrize(
     ("fault", "message"),
     [
+        ("400", "model API error 400 (not retried)"),
+        ("401", "model API error 401 (not retried)"),
         ("malformed", "does not fit the rubric: document: Invalid JSON"),
         ("truncate", "cut off (finish_reason=length)"),
     ],
 )
-def test_malformed_model_output_fails_with_a_clear_message(
+def test_errors_a_retry_cannot_fix_fail_at_once_with_a_clear_message(
     conn: psycopg.Connection, simulator: LLMSimulator, fault: str, message: str
 ) -> None:
+    """Bad request, bad credentials, malformed or cut-off answers: one model call, no retry."""
     simulator.config.script = [fault]
     task_id = _new_job()
     _grade(task_id)
     status = check_grading_status(task_id)
     assert status.status == "failed"
     assert message in status.error_message
+    assert status.completed_at is not None
+    assert len(simulator.requests) == 1
     assert _grades(conn, task_id) == 0
 
 
