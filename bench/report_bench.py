@@ -110,7 +110,7 @@ def main() -> int:
                 [
                     sys.executable,
                     "-m",
-                    "grader.cli",
+                    "essay_grader.cli",
                     "report",
                     "--since",
                     since,

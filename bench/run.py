@@ -44,7 +44,7 @@ os.environ.update(
 for name in ("DATABASE_URL", "PREFECT_API_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
     os.environ.pop(name, None)
 
-from grader.prefect_setup import OFFLINE, configure_prefect  # noqa: E402
+from essay_grader.prefect_setup import OFFLINE, configure_prefect  # noqa: E402
 
 configure_prefect()
 
@@ -52,8 +52,8 @@ import psutil  # noqa: E402
 import psycopg  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
-from grader import db, jobs  # noqa: E402
-from grader.client import check_grading_status, start_grading_job, wait_for_grade  # noqa: E402
+from essay_grader.client import GraderClient  # noqa: E402
+from grader import db, store  # noqa: E402
 from grader.llm import model_client, request_grade  # noqa: E402
 from grader.models import load_rubric, parse_reply  # noqa: E402
 from grader.settings import Settings  # noqa: E402
@@ -78,7 +78,9 @@ def ms(values: list[float]) -> dict[str, float]:
 
 
 def conn() -> psycopg.Connection:
-    return psycopg.connect(db.database_url(), autocommit=True, row_factory=psycopg.rows.dict_row)
+    return psycopg.connect(
+        db.database_url(Settings.from_env()), autocommit=True, row_factory=psycopg.rows.dict_row
+    )
 
 
 def reset() -> None:
@@ -90,7 +92,7 @@ def submissions(n: int) -> list[uuid.UUID]:
     """n submissions inserted in one statement (setup, not measured)."""
     settings = Settings.from_env()
     with db.get_pool(settings).connection() as c:
-        rubric_id = jobs.save_rubric(c, RUBRIC)
+        rubric_id = store.save_rubric(c, RUBRIC)
         rows = c.execute(
             "INSERT INTO grader.submissions (essay, content_sha256, rubric_id) "
             "SELECT %s || ' ' || i, md5(i::text), %s FROM generate_series(1, %s) AS i "
@@ -104,16 +106,17 @@ def submissions(n: int) -> list[uuid.UUID]:
 
 
 def _time_triggers(ids: list[uuid.UUID]) -> list[float]:
+    client = GraderClient(Settings.from_env())  # with PREFECT_API_URL set: hands off
     times = []
     for submission_id in ids:
         started = time.perf_counter()
-        start_grading_job(submission_id)
+        client.start_grading_job(submission_id)
         times.append(time.perf_counter() - started)
     return times
 
 
 def _time_bare_inserts(n: int) -> list[float]:
-    pool = db.get_pool()
+    pool = db.get_pool(Settings.from_env())
     times = []
     for _ in range(n):
         started = time.perf_counter()
@@ -129,14 +132,16 @@ def _time_bare_inserts(n: int) -> list[float]:
 def _prefect_server_with_deployment() -> tuple[subprocess.Popen, str]:
     port = 4391
     api = f"http://127.0.0.1:{port}/api"
-    from grader.stack import prefect_database_url
+    from essay_grader.stack import prefect_database_url
 
     # on PostgreSQL, as `grader up` runs it: SQLite answers bursts with lock retries
     env = {
         **os.environ,
         **OFFLINE,
         "PREFECT_API_URL": api,
-        "PREFECT_API_DATABASE_CONNECTION_URL": prefect_database_url(db.database_url()),
+        "PREFECT_API_DATABASE_CONNECTION_URL": prefect_database_url(
+            db.database_url(Settings.from_env())
+        ),
     }
     bin_dir = Path(sys.executable).parent
     server = subprocess.Popen(
@@ -214,9 +219,10 @@ def bench_status(rows: int, lookups: int) -> dict:
                 (lookups,),
             )
         ]
-    pool = db.get_pool()
+    settings = Settings.from_env()
+    pool, client = db.get_pool(settings), GraderClient(settings)
     for task_id in sample[:50]:
-        check_grading_status(task_id)
+        client.check_grading_status(task_id)
     bare, status = [], []
     for task_id in sample:
         started = time.perf_counter()
@@ -226,7 +232,7 @@ def bench_status(rows: int, lookups: int) -> dict:
             ).fetchone()
         bare.append(time.perf_counter() - started)
         started = time.perf_counter()
-        check_grading_status(task_id)
+        client.check_grading_status(task_id)
         status.append(time.perf_counter() - started)
     return {"rows": rows, "baseline_pk_select": ms(bare), "check_grading_status": ms(status)}
 
@@ -261,16 +267,16 @@ async def _baseline_batch(limit: int, concurrency: int) -> int:
     ):
 
         async def grade(job) -> None:
-            submission = await jobs.load_submission(pool, job)
+            submission = await store.load_submission(pool, job)
             reply = await request_grade(llm, settings.model, submission.rubric, submission.essay, 1)
-            await jobs.complete_task(pool, job, parse_reply(reply, submission.rubric))
+            await store.complete_task(pool, job, parse_reply(reply, submission.rubric))
 
         in_flight: set[asyncio.Task] = set()
         claimed = 0
         while True:
             free = min(concurrency - len(in_flight), limit - claimed)
             if free > 0:
-                for job in await jobs.claim_pending_tasks(pool, free, settings):
+                for job in await store.claim_pending_tasks(pool, free, settings):
                     claimed += 1
                     in_flight.add(asyncio.create_task(grade(job)))
             if not in_flight:
@@ -338,15 +344,16 @@ def bench_result_latency(trials: int) -> dict:
     reset()
     ids = submissions(2 * trials)
     settings = Settings.from_env()
+    client = GraderClient(settings)
     results = {}
     for mode, listen in (("polling_2s", False), ("listen_notify", True)):
         gaps = []
         for submission_id in ids[:trials] if listen else ids[trials:]:
-            task_id = start_grading_job(submission_id)
+            task_id = client.start_grading_job(submission_id)
             seen: list[float] = []
 
             def wait(task_id=task_id, seen=seen, listen=listen) -> None:
-                wait_for_grade(task_id, timeout=30, listen=listen)
+                client.wait_for_grade(task_id, timeout=30, listen=listen)
                 seen.append(time.perf_counter())
 
             waiter = threading.Thread(target=wait)
@@ -360,10 +367,15 @@ def bench_result_latency(trials: int) -> dict:
 
 
 async def _claim_and_complete(settings: Settings, task_id: uuid.UUID) -> float:
-    from grader.models import CriterionScore, ScoredGrade
+    from grader.models import CriterionScore, Grade
 
-    grade = ScoredGrade(
-        criteria=tuple(CriterionScore(c.key, c.name, 1, c.max_points, "") for c in RUBRIC.criteria),
+    grade = Grade(
+        criteria=tuple(
+            CriterionScore(
+                key=c.key, name=c.name, score=1, max_points=c.max_points, justification=""
+            )
+            for c in RUBRIC.criteria
+        ),
         feedback="",
         model="simulated:bench",
         prompt_tokens=1,
@@ -371,8 +383,8 @@ async def _claim_and_complete(settings: Settings, task_id: uuid.UUID) -> float:
         model_attempts=1,
     )
     async with db.open_async_pool(settings, max_size=1) as pool:
-        job = await jobs.claim_task(pool, task_id, settings)
-        await jobs.complete_task(pool, job, grade)  # returns once committed
+        job = await store.claim_task(pool, task_id, settings)
+        await store.complete_task(pool, job, grade)  # returns once committed
         return time.perf_counter()
 
 
@@ -448,10 +460,10 @@ def main() -> int:
     args = parser.parse_args()
     quick = args.quick
     started = time.monotonic()
-    db.database_url()  # embedded server in the bench's private home, migrated
+    db.database_url(Settings.from_env())  # embedded server in the bench's private home, migrated
     sim_port = 8991
     sim = subprocess.Popen(
-        [sys.executable, "-m", "grader.cli", "simulate-llm", "--port", str(sim_port)],
+        [sys.executable, "-m", "essay_grader.cli", "simulate-llm", "--port", str(sim_port)],
         stdout=subprocess.DEVNULL,
         start_new_session=True,
     )

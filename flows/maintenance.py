@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prefect import flow
 
-from grader.db import open_async_pool
-from grader.settings import Settings
+from grader.context import open_run_context
+from grader.settings import settings_for_run
 from tasks.grading import reap_expired_leases
 
 
@@ -13,6 +13,5 @@ from tasks.grading import reap_expired_leases
 async def reap_stuck_tasks() -> dict[str, int]:
     """Processing jobs whose lease expired (their worker died or stalled) go back to pending
     while attempts remain (GRADER_MAX_ATTEMPTS), otherwise to failed with the reason."""
-    settings = Settings.from_env()
-    async with open_async_pool(settings, max_size=1) as pool:
-        return await reap_expired_leases(pool, settings.max_attempts)
+    async with open_run_context(settings_for_run(), 1, model=False) as ctx:
+        return await reap_expired_leases(ctx)

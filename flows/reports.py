@@ -6,7 +6,7 @@ from __future__ import annotations
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from grader.settings import Settings
+from grader.settings import settings_for_run
 from reports.render import summary_lines
 from reports.weekly import generate
 
@@ -18,7 +18,7 @@ def weekly_metrics_report(
     since: str | None = None, until: str | None = None, tz: str = "UTC", out: str | None = None
 ) -> dict:
     """The last 7 days by default; `since`/`until` as dates or date-times in `tz`."""
-    report, folder = generate(Settings.from_env(), since, until, tz, out)
+    report, folder = generate(settings_for_run(), since, until, tz, out)
     create_markdown_artifact(
         key="weekly-metrics-summary",
         markdown="\n".join(

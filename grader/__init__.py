@@ -1,22 +1,9 @@
-"""Background essay grading: store a job, grade it in a Prefect flow, poll or wait for the grade.
+"""The grader's core library: settings, the database (pools, the embedded server, migrations),
+the store (every SQL statement, by name), the records (rubrics, grades, job status), the model
+client and prompt, the injection detector, prices and spending caps, the hand-off to Prefect, and
+the model simulator.
 
-from grader import submit_essay, start_grading_job, check_grading_status, grade_submission
+The layers point one way: `flows`, `tasks` and `reports` import this library, and it never
+imports them; `essay_grader` (the command line, the HTTP API, the local stack, the demo and the
+Python client) sits on top and may import everything.
 """
-
-from grader.client import (
-    cancel_grading_job,
-    check_grading_status,
-    grade_submission,
-    start_grading_job,
-    submit_essay,
-    wait_for_grade,
-)
-
-__all__ = [
-    "cancel_grading_job",
-    "check_grading_status",
-    "grade_submission",
-    "start_grading_job",
-    "submit_essay",
-    "wait_for_grade",
-]

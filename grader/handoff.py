@@ -19,7 +19,7 @@ import logging
 import threading
 from uuid import UUID
 
-from grader import db
+from grader import db, store
 from grader.settings import Settings
 
 log = logging.getLogger("grader.handoff")
@@ -107,7 +107,7 @@ class _Handoffs:
 
 def _record_flow_run(settings: Settings, task_id: UUID, flow_run_id: UUID) -> None:
     with db.get_pool(settings).connection() as conn:
-        conn.execute(db.query("set_flow_run_id"), {"task_id": task_id, "flow_run_id": flow_run_id})
+        store.set_flow_run_id(conn, task_id, flow_run_id)
 
 
 _handoffs: _Handoffs | None = None

@@ -20,7 +20,7 @@ import openai
 import psycopg
 
 from grader.db import first_line
-from grader.errors import ConfigError, GraderError
+from grader.errors import GraderError
 from grader.models import ModelReply, Rubric
 from grader.settings import Settings
 
@@ -68,18 +68,9 @@ def response_format(rubric: Rubric) -> dict[str, Any]:
     }
 
 
-def check_model_settings(settings: Settings) -> None:
-    """ConfigError unless there is a model to call: an API key, or a compatible endpoint."""
-    if not settings.openai_api_key and not settings.openai_base_url:
-        raise ConfigError(
-            "OPENAI_API_KEY is not set: set it, or point OPENAI_BASE_URL at an OpenAI-compatible "
-            "server (for example `grader simulate-llm`)"
-        )
-
-
 @asynccontextmanager
 async def model_client(settings: Settings) -> AsyncIterator[openai.AsyncOpenAI]:
-    check_model_settings(settings)
+    settings.require_model()
     client = openai.AsyncOpenAI(
         # local servers (Ollama, vLLM, the simulator) take any key
         api_key=settings.openai_api_key or "not-needed",

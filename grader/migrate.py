@@ -10,14 +10,17 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import psycopg
 
-from grader.db import first_line, query
+from grader.db import connect, first_line, query
 from grader.errors import MigrationError
+from grader.settings import Settings
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# the top-level migrations/ folder, installed as the package `migrations`
+MIGRATIONS_DIR = Path(str(resources.files("migrations")))
 
 _FILENAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -107,3 +110,9 @@ def migrate(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[
         return done
     finally:
         conn.execute(query("unlock_migrations"))
+
+
+def migrate_database(settings: Settings) -> list[str]:
+    """Applies what is pending to the settings' database; returns the applied file names."""
+    with connect(settings, check_schema=False) as conn:
+        return migrate(conn)

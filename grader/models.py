@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from importlib import resources
@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    computed_field,
     create_model,
     field_validator,
 )
@@ -181,8 +182,9 @@ def check_essay(essay: str, max_chars: int) -> str:
     return essay
 
 
-@dataclass(frozen=True)
-class CriterionScore:
+class CriterionScore(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     key: str
     name: str
     score: int
@@ -202,29 +204,51 @@ class ModelReply:
     attempts: int
 
 
-@dataclass(frozen=True)
-class ScoredGrade:
-    """A grade checked against its rubric, ready to persist."""
+class Grade(BaseModel):
+    """A grade, in the one shape it has everywhere: parse-score writes it (without an id),
+    persist-result stores it, a status check reads it back (with its id), the CLI prints it and
+    the HTTP API serves it."""
 
+    model_config = ConfigDict(frozen=True)
+
+    grade_id: UUID | None = Field(default=None, description="set once the grade is stored")
     criteria: tuple[CriterionScore, ...]
     feedback: str
     model: str
     prompt_tokens: int
     completion_tokens: int
     model_attempts: int
-    cost_usd: float | None = None  # None: the model has no price in the table
-    injection_signals: tuple[str, ...] = ()  # grader.injection's signals found in the essay
+    cost_usd: float | None = Field(
+        default=None, description="USD; null when the price table has no price for the model"
+    )
+    injection_signals: tuple[str, ...] = Field(
+        default=(), description="grader.injection's signals found in the essay"
+    )
 
+    @computed_field
     @property
     def total_score(self) -> int:
         return sum(c.score for c in self.criteria)
 
+    @computed_field
     @property
     def max_score(self) -> int:
         return sum(c.max_points for c in self.criteria)
 
+    @computed_field(description="true when the built-in simulator made up the scores")
+    @property
+    def simulated(self) -> bool:
+        return self.model.startswith(SIMULATED_MODEL_PREFIX)
 
-def parse_reply(reply: ModelReply, rubric: Rubric) -> ScoredGrade:
+    @computed_field(
+        description="the essay seems to address the grader: have a person review this grade"
+    )
+    @property
+    def possible_prompt_injection(self) -> bool:
+        return bool(self.injection_signals)
+
+
+def parse_reply(reply: ModelReply, rubric: Rubric) -> Grade:
     """Checks the model's answer against the rubric: JSON, the schema, every bound."""
     if reply.finish_reason == "length":
         raise ModelOutputError("the model's answer was cut off (finish_reason=length)")
@@ -239,7 +263,7 @@ def parse_reply(reply: ModelReply, rubric: Rubric) -> ScoredGrade:
             f"the model's answer does not fit the rubric: {_validation_summary(exc)}"
         ) from None
     scores = answer.criteria
-    return ScoredGrade(
+    return Grade(
         criteria=tuple(
             CriterionScore(
                 key=c.key,
@@ -258,43 +282,17 @@ def parse_reply(reply: ModelReply, rubric: Rubric) -> ScoredGrade:
     )
 
 
-@dataclass(frozen=True)
-class Grade:
-    grade_id: UUID
-    total_score: int
-    max_score: int
-    criteria: list[dict[str, Any]]
-    feedback: str
-    model: str
-    prompt_tokens: int
-    completion_tokens: int
-    model_attempts: int
-    cost_usd: float | None
-    injection_signals: list[str]
-
-    @property
-    def simulated(self) -> bool:
-        """True when the built-in simulator, not a model, produced the scores."""
-        return self.model.startswith(SIMULATED_MODEL_PREFIX)
-
-    @property
-    def possible_prompt_injection(self) -> bool:
-        """The essay seems to address the grader: a person should review this grade."""
-        return bool(self.injection_signals)
-
-
-def json_default(value: Any) -> str:
-    """For json.dumps: ISO 8601 for times, str() for ids and the rest."""
-    return value.isoformat() if hasattr(value, "isoformat") else str(value)
-
-
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 
 
-@dataclass(frozen=True)
-class JobStatus:
+class JobStatus(BaseModel):
+    """A job as a caller sees it: status, timestamps, attempts, error and, once completed, its
+    grade."""
+
+    model_config = ConfigDict(frozen=True)
+
     task_id: UUID
-    status: str
+    status: str = Field(description="pending, processing, completed, failed or cancelled")
     submission_id: UUID | None
     attempts: int
     error_message: str | None
@@ -303,13 +301,16 @@ class JobStatus:
     updated_at: datetime
     completed_at: datetime | None
     flow_run_id: UUID | None
-    paused_reason: str | None = None  # a pending job while a spending cap pauses grading
-    grade: Grade | None = field(default=None)
+    paused_reason: str | None = Field(
+        default=None, description="why a pending job waits (a spending cap), if it does"
+    )
+    grade: Grade | None = None
 
     @property
     def finished(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
+    @computed_field
     @property
     def duration_seconds(self) -> float | None:
         if self.completed_at is None:
@@ -317,9 +318,4 @@ class JobStatus:
         return (self.completed_at - self.created_at).total_seconds()
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        if self.grade is not None:
-            data["grade"]["simulated"] = self.grade.simulated
-            data["grade"]["possible_prompt_injection"] = self.grade.possible_prompt_injection
-        data["duration_seconds"] = self.duration_seconds
-        return json.loads(json.dumps(data, default=json_default))
+        return self.model_dump(mode="json")

@@ -1,8 +1,11 @@
 """Every setting the grader reads, in one place, from the environment.
 
-Read once per command or flow run with `Settings.from_env()`; nothing else reads os.environ for
-grader settings. Secrets (the API key, passwords in DATABASE_URL) are never printed: use
-`Settings.describe()` to show settings to a person.
+Settings are read where a run starts (the edges: the CLI's `main`, the HTTP app, the Python
+client's first call, a flow run's entry) with `Settings.from_env()` and passed down; nothing
+below the edges reads the environment. A flow called in-process by an edge runs with that edge's
+settings (`settings_scope`); a flow started by a Prefect worker reads the worker's environment.
+Secrets (the API key, passwords in DATABASE_URL) are never printed: use `Settings.describe()` to
+show settings to a person.
 """
 
 from __future__ import annotations
@@ -10,14 +13,17 @@ from __future__ import annotations
 import os
 import re
 import socket
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.errors import ConfigError
 
 
-def _env_int(name: str, default: int, minimum: int = 0) -> int:
-    raw = os.environ.get(name)
+def _env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
@@ -29,8 +35,8 @@ def _env_int(name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
-def _env_float(name: str, default: float, minimum: float = 0.0) -> float:
-    raw = os.environ.get(name)
+def _env_float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
@@ -43,7 +49,9 @@ def _env_float(name: str, default: float, minimum: float = 0.0) -> float:
 
 
 def _pause_after(raw: str | None) -> tuple[str, float] | None:
-    """GRADER_TEST_PAUSE_AFTER=step:seconds, fault injection for the crash tests."""
+    """GRADER_TEST_PAUSE_AFTER=step:seconds: the one test hook in the production path. The crash
+    tests kill a worker exactly between two grading steps; no model behaviour can hold a job
+    there, so the flow sleeps after the named step (flows/grading.py `_pause_point`)."""
     if not raw:
         return None
     step, _, seconds = raw.partition(":")
@@ -90,48 +98,56 @@ class Settings:
     deployment: str
     test_pause_after: tuple[str, float] | None
 
+    reports_dir: Path
+    prices_file: str | None  # a TOML or JSON table of model prices (USD per million tokens)
+    pgdata: Path  # data directory of the embedded PostgreSQL, used when DATABASE_URL is not set
+
     @classmethod
-    def from_env(cls) -> Settings:
-        home = Path(os.environ.get("GRADER_HOME") or Path.home() / ".grader").expanduser()
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings in `env` (default: this process's environment). Call it at an edge."""
+        env = os.environ if env is None else env
+        home = Path(env.get("GRADER_HOME") or Path.home() / ".grader").expanduser()
         return cls(
-            database_url=os.environ.get("DATABASE_URL") or None,
+            database_url=env.get("DATABASE_URL") or None,
             home=home,
-            openai_api_key=os.environ.get("OPENAI_API_KEY") or None,
-            openai_base_url=os.environ.get("OPENAI_BASE_URL") or None,
-            model=os.environ.get("GRADER_MODEL") or "gpt-4o-mini",
-            request_timeout=_env_float("GRADER_REQUEST_TIMEOUT", 120.0, minimum=0.1),
-            max_essay_chars=_env_int("GRADER_MAX_ESSAY_CHARS", 100_000, minimum=1),
-            lease_seconds=_env_int("GRADER_LEASE_SECONDS", 300, minimum=5),
-            max_attempts=_env_int("GRADER_MAX_ATTEMPTS", 3, minimum=1),
-            model_retries=_env_int("GRADER_MODEL_RETRIES", 4),
-            model_rpm=_env_int("GRADER_MODEL_RPM", 0),
-            retry_backoff_seconds=_env_float("GRADER_RETRY_BACKOFF_SECONDS", 2.0),
-            worker_id=os.environ.get("GRADER_WORKER_ID") or f"{socket.gethostname()}:{os.getpid()}",
-            prefect_api_url=os.environ.get("PREFECT_API_URL") or None,
+            openai_api_key=env.get("OPENAI_API_KEY") or None,
+            openai_base_url=env.get("OPENAI_BASE_URL") or None,
+            model=env.get("GRADER_MODEL") or "gpt-4o-mini",
+            request_timeout=_env_float(env, "GRADER_REQUEST_TIMEOUT", 120.0, minimum=0.1),
+            max_essay_chars=_env_int(env, "GRADER_MAX_ESSAY_CHARS", 100_000, minimum=1),
+            lease_seconds=_env_int(env, "GRADER_LEASE_SECONDS", 300, minimum=5),
+            max_attempts=_env_int(env, "GRADER_MAX_ATTEMPTS", 3, minimum=1),
+            model_retries=_env_int(env, "GRADER_MODEL_RETRIES", 4),
+            model_rpm=_env_int(env, "GRADER_MODEL_RPM", 0),
+            retry_backoff_seconds=_env_float(env, "GRADER_RETRY_BACKOFF_SECONDS", 2.0),
+            worker_id=env.get("GRADER_WORKER_ID") or f"{socket.gethostname()}:{os.getpid()}",
+            prefect_api_url=env.get("PREFECT_API_URL") or None,
             # the deployment a new job is handed to when a Prefect API is configured; "" = none
-            deployment=os.environ.get("GRADER_DEPLOYMENT", "grade-submission/grade-submission"),
-            test_pause_after=_pause_after(os.environ.get("GRADER_TEST_PAUSE_AFTER")),
+            deployment=env.get("GRADER_DEPLOYMENT", "grade-submission/grade-submission"),
+            test_pause_after=_pause_after(env.get("GRADER_TEST_PAUSE_AFTER")),
+            reports_dir=Path(env.get("GRADER_REPORTS_DIR") or home / "reports").expanduser(),
+            prices_file=env.get("GRADER_PRICES") or None,
+            pgdata=Path(env.get("GRADER_PGDATA") or home / "pgdata").expanduser(),
         )
 
-    @property
-    def reports_dir(self) -> Path:
-        return Path(os.environ.get("GRADER_REPORTS_DIR") or self.home / "reports").expanduser()
+    def require_model(self) -> None:
+        """ConfigError unless there is a model to call: an API key, or a compatible endpoint."""
+        if self.simulated:
+            raise ConfigError(
+                "OPENAI_API_KEY is not set: set it, or point OPENAI_BASE_URL at an "
+                "OpenAI-compatible server (for example `grader simulate-llm`)"
+            )
 
     @property
-    def prices_file(self) -> str | None:
-        """A TOML or JSON table of model prices (USD per million tokens) for the report."""
-        return os.environ.get("GRADER_PRICES") or None
+    def simulated(self) -> bool:
+        """No model configured: the built-in simulator stands in (the demo, the local stack)."""
+        return not self.openai_api_key and not self.openai_base_url
 
     @property
     def heartbeat_seconds(self) -> float:
         """How often a worker renews its lease: often enough that two missed beats still leave
         time, and that a cancelled job stops within seconds."""
         return min(self.lease_seconds / 3, 15.0)
-
-    @property
-    def pgdata(self) -> Path:
-        """Data directory of the embedded PostgreSQL, used when DATABASE_URL is not set."""
-        return Path(os.environ.get("GRADER_PGDATA") or self.home / "pgdata").expanduser()
 
     def describe(self) -> dict[str, str]:
         """The settings for a person to read: secrets redacted, never printed."""
@@ -153,3 +169,24 @@ class Settings:
             "prices": self.prices_file or "built-in table",
             "worker id": self.worker_id,
         }
+
+
+_run_settings: ContextVar[Settings | None] = ContextVar("grader_run_settings", default=None)
+
+
+@contextmanager
+def settings_scope(settings: Settings) -> Iterator[Settings]:
+    """Flows called in this block (in this thread or its tasks) run with `settings`: how an edge
+    that runs a flow in-process passes its settings down without writing os.environ, and
+    without putting secrets into flow parameters (Prefect stores and shows those)."""
+    token = _run_settings.set(settings)
+    try:
+        yield settings
+    finally:
+        _run_settings.reset(token)
+
+
+def settings_for_run() -> Settings:
+    """A flow run's settings: its caller's (settings_scope) when called in-process, otherwise
+    the environment of the worker that started it. Flows call this once, at their entry."""
+    return _run_settings.get() or Settings.from_env()

@@ -8,26 +8,20 @@ from typing import Any
 import pandas as pd
 import psycopg
 
-from grader.db import query
+from grader import store
 
 
-def query_frame(conn: psycopg.Connection, name: str, params: dict[str, Any]) -> pd.DataFrame:
-    """A named query's rows as a DataFrame (with its columns even when there are no rows)."""
-    cur = conn.execute(query(name), params)
-    return pd.DataFrame(cur.fetchall(), columns=[column.name for column in cur.description])
+def frame(table: store.Table) -> pd.DataFrame:
+    """A store table as a DataFrame (with its columns even when there are no rows)."""
+    return pd.DataFrame(table.rows, columns=table.columns)
 
 
 def recent_jobs(conn: psycopg.Connection, limit: int = 20) -> pd.DataFrame:
-    return query_frame(conn, "recent_tasks", {"limit": limit})
+    return frame(store.recent_tasks(conn, limit))
 
 
 def failed_jobs(conn: psycopg.Connection, limit: int = 20) -> pd.DataFrame:
-    return query_frame(conn, "failed_tasks", {"limit": limit})
-
-
-def grading_time_stats(conn: psycopg.Connection, days: int = 7) -> dict[str, Any]:
-    row = conn.execute(query("grading_time_stats"), {"days": days}).fetchone()
-    return {"days": days, **row}
+    return frame(store.failed_tasks(conn, limit))
 
 
 def format_stats(stats: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -14,7 +15,9 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from reports.weekly import Report
+if TYPE_CHECKING:
+    from reports.weekly import Report
+
 
 CHARTS = {
     "duration_histogram.png": "Total grading time of completed jobs",

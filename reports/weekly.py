@@ -18,11 +18,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
 import psycopg
 
-from grader.db import query
+from grader import store
+from grader.db import connect
 from grader.errors import ConfigError
 from grader.pricing import Prices, call_cost, load_prices
 from grader.settings import Settings
-from reports.monitoring import query_frame
+from reports.monitoring import frame
+from reports.render import write_report
 
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
 STAT_COLUMNS = ["count", "mean", "min", "p50", "p90", "p95", "p99", "max"]
@@ -82,14 +84,8 @@ class Report:
 
 def load_jobs(conn: psycopg.Connection, window: Window) -> pd.DataFrame:
     """The window's jobs as a narrow frame, streamed with COPY."""
-    buffer = io.BytesIO()
-    sql = f"COPY ({query('report_jobs')}) TO STDOUT WITH (FORMAT csv, HEADER true)"
-    with conn.cursor() as cur, cur.copy(sql, {"since": window.since, "until": window.until}) as cp:
-        for chunk in cp:
-            buffer.write(chunk)
-    buffer.seek(0)
     return pd.read_csv(
-        buffer,
+        io.BytesIO(store.report_jobs_csv(conn, window.since, window.until)),
         dtype={
             "task_type": "category",
             "status": "category",
@@ -125,9 +121,9 @@ def duration_stats(jobs: pd.DataFrame, by: str | None) -> pd.DataFrame:
     durations = _durations(jobs)
     rows = []
     groups = [("all", durations)] if by is None else durations.groupby(jobs[by], observed=True)
-    for key, frame in groups:
+    for key, group in groups:
         for measure in MEASURES:
-            rows.append({by or "scope": key, "measure": measure, **describe(frame[measure])})
+            rows.append({by or "scope": key, "measure": measure, **describe(group[measure])})
     return pd.DataFrame(rows, columns=[by or "scope", "measure", *STAT_COLUMNS])
 
 
@@ -179,8 +175,8 @@ def build_report(conn: psycopg.Connection, window: Window, prices: Prices) -> Re
         {"attempts": attempts.index, "jobs": attempts.to_numpy()}
     )
 
-    report.tables["top_errors"] = query_frame(conn, "report_errors", {**params, "limit": 20})
-    tokens = query_frame(conn, "report_tokens", params)
+    report.tables["top_errors"] = frame(store.table(conn, "report_errors", {**params, "limit": 20}))
+    tokens = frame(store.table(conn, "report_tokens", params))
     cost = [
         call_cost(row.model, row.prompt_tokens, row.completion_tokens, prices)
         for row in tokens.itertuples()
@@ -188,7 +184,7 @@ def build_report(conn: psycopg.Connection, window: Window, prices: Prices) -> Re
     tokens["cost_usd"] = cost
     report.tables["tokens_by_model"] = tokens
 
-    scores = query_frame(conn, "report_scores", params)
+    scores = frame(store.table(conn, "report_scores", params))
     report.tables["score_counts"] = scores
     report.tables["scores_by_criterion"] = _score_stats(scores)
 
@@ -213,12 +209,12 @@ def build_report(conn: psycopg.Connection, window: Window, prices: Prices) -> Re
 
 def _score_stats(scores: pd.DataFrame) -> pd.DataFrame:
     rows = []
-    for criterion, frame in scores.groupby("criterion"):
-        values = frame["score"].repeat(frame["grades"])
+    for criterion, group in scores.groupby("criterion"):
+        values = group["score"].repeat(group["grades"])
         rows.append(
             {
                 "criterion": criterion,
-                "max_points": int(frame["max_points"].max()),
+                "max_points": int(group["max_points"].max()),
                 **describe(values.astype(float)),
             }
         )
@@ -242,9 +238,6 @@ def generate(
 ) -> tuple[Report, Path]:
     """Builds the report for the window and writes its folder under `out` (default
     GRADER_REPORTS_DIR, or $GRADER_HOME/reports)."""
-    from grader.db import connect
-    from reports.render import write_report
-
     window = make_window(since, until, tz)
     prices = load_prices(settings.prices_file)
     with connect(settings) as conn:

@@ -39,16 +39,18 @@ os.environ.update(
 for name in ("DATABASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "GRADER_MODEL"):
     os.environ.pop(name, None)
 
-from grader.prefect_setup import configure_prefect  # noqa: E402
+from essay_grader.prefect_setup import configure_prefect  # noqa: E402
 
 configure_prefect()
 
 import psycopg  # noqa: E402
 import uvicorn  # noqa: E402
 
+import essay_grader.client  # noqa: E402
+from essay_grader.api import create_app  # noqa: E402
 from grader import db  # noqa: E402
-from grader.api import create_app  # noqa: E402
 from grader.migrate import migrate  # noqa: E402
+from grader.settings import Settings  # noqa: E402
 from grader.simulator import LLMSimulator, SimulatorConfig  # noqa: E402
 
 TEMPLATE = "grader_test_template"
@@ -101,6 +103,13 @@ def database_url(pg_admin_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_default_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The module-level client functions build their client from the environment on first use
+    and keep it; each test sets its own DATABASE_URL, so each starts without one."""
+    monkeypatch.setattr(essay_grader.client, "_default", None)
+
+
 @pytest.fixture
 def conn(database_url: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(database_url, autocommit=True, row_factory=psycopg.rows.dict_row) as c:
@@ -127,7 +136,8 @@ def api(database_url: str, simulator: LLMSimulator) -> Iterator[str]:
     """The API served by uvicorn in a thread on a free loopback port; its base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(), log_level="warning"))
+    app = create_app(Settings.from_env())
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not server.started:
@@ -139,7 +149,7 @@ def api(database_url: str, simulator: LLMSimulator) -> Iterator[str]:
 
 
 def cli_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "grader.cli", *args]
+    return [sys.executable, "-m", "essay_grader.cli", *args]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300):

@@ -12,8 +12,9 @@ from uuid import UUID
 import psycopg
 import pytest
 
+from essay_grader import check_grading_status, start_grading_job, submit_essay
 from flows.grading import grade_pending, grade_submission
-from grader import budget, check_grading_status, start_grading_job, submit_essay
+from grader import budget
 from grader.pricing import load_prices
 from grader.simulator import LLMSimulator
 from tests.conftest import run_cli

@@ -139,7 +139,7 @@ def test_schema_behind_asks_for_migrate(pg_admin_url: str) -> None:
 def test_two_concurrent_batch_runs_grade_each_job_exactly_once(
     conn: psycopg.Connection, simulator: LLMSimulator, tmp_path: Path
 ) -> None:
-    from grader import start_grading_job, submit_essay
+    from essay_grader import start_grading_job, submit_essay
 
     # slow calls until both runs hold jobs (each starts its own Prefect, which can take a
     # while on a loaded machine), then fast ones
@@ -196,7 +196,7 @@ def test_run_pending_over_200_jobs_with_injected_faults_completes_all(
     conn: psycopg.Connection, simulator: LLMSimulator
 ) -> None:
     """The issue's acceptance run: 10% 429s and 5% 500s, every job completed, one grade each."""
-    from grader import start_grading_job, submit_essay
+    from essay_grader import start_grading_job, submit_essay
 
     simulator.config.fault_rates = parse_fault_rates("429=0.10,500=0.05")
     simulator.config.seed = 2
@@ -242,7 +242,8 @@ def test_db_stop_stops_the_server_even_after_a_user_of_it_was_killed(tmp_path: P
         [
             sys.executable,
             "-c",
-            "from grader import db; db.database_url(); print('up', flush=True)"
+            "from grader import db; from grader.settings import Settings; "
+            "db.database_url(Settings.from_env()); print('up', flush=True)"
             "; import time; time.sleep(120)",
         ],
         env=env,

@@ -8,9 +8,14 @@ import time
 
 import pytest
 
+from essay_grader import (
+    check_grading_status,
+    grade_submission,
+    start_grading_job,
+    submit_essay,
+    wait_for_grade,
+)
 from flows.grading import grade_pending
-from grader import check_grading_status, grade_submission, start_grading_job, submit_essay
-from grader.client import wait_for_grade
 from grader.errors import GradingFailedError, GradingTimeoutError
 from grader.simulator import LLMSimulator
 

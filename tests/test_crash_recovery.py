@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from grader import start_grading_job, submit_essay
+from essay_grader import start_grading_job, submit_essay
 from grader.simulator import LLMSimulator, parse_fault_rates
 from tests.conftest import REPO, cli_command, run_cli
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from grader.demo import sample_essays
+from essay_grader.demo import sample_essays
 from tests.conftest import run_cli
 
 

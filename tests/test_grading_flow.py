@@ -9,8 +9,8 @@ import uuid
 import psycopg
 import pytest
 
+from essay_grader import check_grading_status, start_grading_job, submit_essay
 from flows.grading import grade_pending, grade_submission
-from grader import check_grading_status, start_grading_job, submit_essay
 from grader.models import load_rubric
 from grader.simulator import LLMSimulator
 
@@ -63,10 +63,10 @@ def test_job_moves_pending_processing_completed_with_timestamps(
     grade = after.grade
     assert grade is not None and grade.simulated
     rubric = load_rubric()
-    assert [c["key"] for c in grade.criteria] == [c.key for c in rubric.criteria]
-    assert grade.total_score == sum(c["score"] for c in grade.criteria)
+    assert [c.key for c in grade.criteria] == [c.key for c in rubric.criteria]
+    assert grade.total_score == sum(c.score for c in grade.criteria)
     assert grade.max_score == rubric.max_score
-    assert all(0 <= c["score"] <= c["max_points"] for c in grade.criteria)
+    assert all(0 <= c.score <= c.max_points for c in grade.criteria)
     assert grade.prompt_tokens > 0 and grade.completion_tokens > 0
     assert grade.model_attempts == 1
     assert _grades(conn, task_id) == 1

@@ -11,17 +11,17 @@ from dataclasses import replace
 import psycopg
 import pytest
 
-from flows.grading import grade_pending, grade_submission
-from grader import (
+from essay_grader import (
     cancel_grading_job,
     check_grading_status,
     start_grading_job,
     submit_essay,
 )
-from grader import jobs as store
+from flows.grading import grade_pending, grade_submission
+from grader import store
 from grader.db import open_async_pool
 from grader.errors import GraderError, LeaseLostError, NotFoundError
-from grader.models import ScoredGrade
+from grader.models import CriterionScore, Grade
 from grader.settings import Settings
 from grader.simulator import LLMSimulator
 from tests.conftest import run_cli
@@ -33,11 +33,11 @@ def _settings(worker: str = "test-worker", lease: int = 30) -> Settings:
     return replace(Settings.from_env(), worker_id=worker, lease_seconds=lease)
 
 
-def _grade() -> ScoredGrade:
-    from grader.models import CriterionScore
-
-    return ScoredGrade(
-        criteria=(CriterionScore("thesis", "Thesis", 7, 10, "ok"),),
+def _grade() -> Grade:
+    return Grade(
+        criteria=(
+            CriterionScore(key="thesis", name="Thesis", score=7, max_points=10, justification="ok"),
+        ),
         feedback="ok",
         model="simulated:test",
         prompt_tokens=1,

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from grader import check_grading_status, handoff, start_grading_job, submit_essay
-from grader.client import wait_for_grade
+from essay_grader import check_grading_status, start_grading_job, submit_essay, wait_for_grade
+from essay_grader.stack import alive
+from grader import handoff
 from grader.settings import Settings
-from grader.stack import alive
 from tests.conftest import run_cli
 
 ESSAY = "Schools should start later.\n\nTeenagers sleep later and learn better after nine."

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from grader import jobs as store
+from grader import store
 from grader.models import load_rubric
 from grader.pricing import DEFAULT_PRICES
 from reports.render import CHARTS, write_report

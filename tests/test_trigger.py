@@ -7,7 +7,7 @@ import uuid
 import psycopg
 import pytest
 
-from grader import check_grading_status, start_grading_job, submit_essay
+from essay_grader import check_grading_status, start_grading_job, submit_essay
 from grader.errors import InvalidEssayError, NotFoundError, RubricError
 from grader.models import load_rubric
 

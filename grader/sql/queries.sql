@@ -2,6 +2,14 @@
 -- Status transitions are single statements guarded by the expected current status (and, once a
 -- job is processing, by its attempt number, which fences off a worker whose lease was taken over).
 
+-- name: ping
+-- A round trip, for health checks.
+SELECT 1;
+
+-- name: database_exists
+-- Whether a database of this name exists on the server (before creating it).
+SELECT 1 FROM pg_database WHERE datname = %s;
+
 -- name: create_migrations_table
 -- The ledger of applied migration files; created before the first migration runs.
 CREATE SCHEMA IF NOT EXISTS grader;
@@ -220,6 +228,10 @@ SELECT t.task_id, t.task_type, t.status, t.input_data, t.error_message, t.attemp
 FROM grader.background_tasks AS t
 LEFT JOIN grader.grades AS g ON g.task_id = t.task_id
 WHERE t.task_id = %(task_id)s;
+
+-- name: listen_task_finished
+-- Subscribe to the notification a trigger sends when a job reaches a terminal status.
+LISTEN grader_task_finished;
 
 -- name: recent_tasks
 -- The newest jobs with their durations so far.

@@ -7,23 +7,22 @@ unreachable database) print one line on stderr and exit 1; usage errors exit 2.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, NoReturn
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import psycopg
-
-from grader import client, db, handoff, jobs
 from grader.errors import GraderError, InvalidEssayError
-from grader.llm import check_model_settings
-from grader.migrate import migrate, pending
-from grader.models import JobStatus, json_default
-from grader.prefect_setup import configure_prefect
 from grader.settings import Settings, redact_url
+
+if TYPE_CHECKING:
+    from grader.models import JobStatus
+
+# Heavy modules (psycopg, pydantic, openai, prefect, pandas, matplotlib, fastapi) are imported
+# by the commands that need them, so that `grader --help` and `grader status` start at once.
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,29 +30,43 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def json_default(value: Any) -> str:
+    """For json.dumps: ISO 8601 for times, str() for ids and the rest."""
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
     print(json.dumps(data, indent=2, default=json_default) if args.json else text)
 
 
-def _database(settings: Settings) -> psycopg.Connection:
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _quiet(text: str) -> None:
+    pass
+
+
+def _client(settings: Settings):
+    from essay_grader.client import GraderClient
+
+    return GraderClient(settings)
+
+
+def _connect(settings: Settings):
     """A connection to a database whose schema is current, or a one-line reason why not."""
-    conn = db.connect(settings)
-    behind = pending(conn)
-    if behind:
-        conn.close()
-        raise GraderError(
-            f"the database schema is behind ({len(behind)} migration(s) pending): "
-            "run `grader migrate`"
-        )
-    return conn
+    from grader import db
+
+    return db.connect(settings)
 
 
 # --- commands -----------------------------------------------------------------------------
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    with db.connect(settings) as conn:
-        applied = migrate(conn)
+    from grader.migrate import migrate_database
+
+    applied = migrate_database(settings)
     _emit(
         args,
         {"applied": applied},
@@ -79,8 +92,9 @@ def _read_essay(path: str, settings: Settings) -> str:
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     essay = _read_essay(args.file, settings)
-    _database(settings).close()
-    submission_id = client.submit_essay(essay, student_ref=args.student_ref, rubric=args.rubric)
+    submission_id = _client(settings).submit_essay(
+        essay, student_ref=args.student_ref, rubric=args.rubric
+    )
     _emit(args, {"submission_id": str(submission_id)}, str(submission_id))
     return 0
 
@@ -104,9 +118,7 @@ def _format_status(status: JobStatus) -> str:
         note = "  (SIMULATED: not a real grade)" if grade.simulated else ""
         lines.append(f"score       {grade.total_score}/{grade.max_score}{note}")
         for c in grade.criteria:
-            lines.append(
-                f"  {c['name']:<28} {c['score']:>3}/{c['max_points']:<3} {c['justification']}"
-            )
+            lines.append(f"  {c.name:<28} {c.score:>3}/{c.max_points:<3} {c.justification}")
         lines.append(f"feedback    {grade.feedback}")
         lines.append(
             f"model       {grade.model} ({grade.prompt_tokens} prompt + "
@@ -116,118 +128,62 @@ def _format_status(status: JobStatus) -> str:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    _database(settings).close()
-    status = client.check_grading_status(args.task_id)
+    status = _client(settings).check_grading_status(args.task_id)
     _emit(args, status.to_dict(), _format_status(status))
     return 0
 
 
-def _run_flow(settings: Settings, coro_factory: Callable[[], Any]) -> Any:
-    check_model_settings(settings)
-    return asyncio.run(coro_factory())
-
-
 def cmd_grade(args: argparse.Namespace, settings: Settings) -> int:
-    _database(settings).close()
+    client = _client(settings)
     task_id = client.start_grading_job(args.submission_id, rubric=args.rubric)
     if not args.wait:
         _emit(args, {"task_id": str(task_id)}, str(task_id))
         return 0
-    if not handoff.enabled(settings) and client.check_grading_status(task_id).status == "pending":
-        # no Prefect deployment to hand it to: grade it here
-        from flows.grading import grade_submission
-
-        _run_flow(settings, lambda: grade_submission(task_id, return_state=True))
-    status = client.wait_for_grade(task_id, timeout=args.timeout)
+    status = client.grade_job(task_id, timeout=args.timeout)
     _emit(args, status.to_dict(), _format_status(status))
     return 0
 
 
-class _Progress:
-    """Prints how much pending work is left while a batch runs: one updating line on a
-    terminal, a line every few seconds otherwise."""
+def _progress_printer() -> tuple[Callable[[float, dict[str, int]], None], float]:
+    """How much pending work is left while a batch runs: one updating line on a terminal, a
+    line every few seconds otherwise."""
+    tty = sys.stderr.isatty()
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.tty = sys.stderr.isatty()
-        self.started = time.monotonic()
+    def report(seconds: float, counts: dict[str, int]) -> None:
+        line = f"[{seconds:6.1f}s] pending {counts['pending']}, processing {counts['processing']}"
+        print(f"\r{line}   " if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
 
-    async def run(self) -> None:
-        interval = 0.5 if self.tty else 5.0
-        async with db.open_async_pool(self.settings, max_size=1) as pool:
-            while True:
-                await asyncio.sleep(interval)
-                try:
-                    async with pool.connection() as conn:
-                        cur = await conn.execute(db.query("unfinished_task_counts"))
-                        counts = await cur.fetchone()
-                except psycopg.OperationalError:
-                    continue  # the database is away for a moment; the flow retries on its own
-                line = (
-                    f"[{time.monotonic() - self.started:6.1f}s] pending {counts['pending']}, "
-                    f"processing {counts['processing']}"
-                )
-                print(
-                    f"\r{line}   " if self.tty else line,
-                    end="" if self.tty else "\n",
-                    file=sys.stderr,
-                    flush=True,
-                )
-
-    def done(self) -> None:
-        if self.tty:
-            print(file=sys.stderr)
-
-
-async def _with_progress(settings: Settings, work: Any) -> Any:
-    progress = _Progress(settings)
-    watcher = asyncio.create_task(progress.run())
-    try:
-        return await work
-    finally:
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
-        progress.done()
+    return report, 0.5 if tty else 5.0
 
 
 def cmd_run_pending(args: argparse.Namespace, settings: Settings) -> int:
-    from flows.grading import grade_pending
-    from grader.budget import spending
+    from essay_grader.runner import run_pending
 
-    _database(settings).close()
-
-    started = time.monotonic()
-    outcomes = _run_flow(
-        settings, lambda: _with_progress(settings, grade_pending(args.limit, args.concurrency))
-    )
-    elapsed = time.monotonic() - started
-    total = sum(outcomes.values())
-    with db.connect(settings) as conn:
-        paused = spending(conn)["paused_reason"]
-    summary = {**outcomes, "graded": total, "seconds": round(elapsed, 2), "paused_reason": paused}
+    report, interval = _progress_printer()
+    summary = run_pending(settings, args.limit, args.concurrency, report, interval)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
     _emit(
         args,
         summary,
-        f"{total} job(s) in {elapsed:.1f}s: {outcomes['completed']} completed, "
-        f"{outcomes['failed']} failed"
-        + (f", {outcomes['lost']} lost to another worker" if outcomes["lost"] else "")
-        + (f"\ngrading {paused}" if paused else ""),
+        f"{summary['graded']} job(s) in {summary['seconds']:.1f}s: {summary['completed']} "
+        f"completed, {summary['failed']} failed"
+        + (f", {summary['lost']} lost to another worker" if summary["lost"] else "")
+        + (f"\ngrading {summary['paused_reason']}" if summary["paused_reason"] else ""),
     )
     return 0
 
 
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
-    _database(settings).close()
-    status = client.cancel_grading_job(args.task_id)
+    status = _client(settings).cancel_grading_job(args.task_id)
     _emit(args, status.to_dict(), f"cancelled task {status.task_id}")
     return 0
 
 
 def cmd_reap(args: argparse.Namespace, settings: Settings) -> int:
-    _database(settings).close()
-    from flows.maintenance import reap_stuck_tasks
+    from essay_grader.runner import reap
 
-    counts = asyncio.run(reap_stuck_tasks())
+    counts = reap(settings)
     _emit(
         args,
         counts,
@@ -238,8 +194,10 @@ def cmd_reap(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
-    with _database(settings) as conn:
-        counts = jobs.prune_finished_tasks(conn, args.older_than, args.with_grades)
+    from grader.store import prune_finished_tasks
+
+    with _connect(settings) as conn:
+        counts = prune_finished_tasks(conn, args.older_than, args.with_grades)
     _emit(
         args,
         counts,
@@ -250,11 +208,12 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
+    from grader.store import grading_time_stats
     from reports import monitoring
 
-    with _database(settings) as conn:
+    with _connect(settings) as conn:
         if args.view == "stats":
-            stats = monitoring.grading_time_stats(conn, args.days)
+            stats = grading_time_stats(conn, args.days)
             _emit(args, stats, monitoring.format_stats(stats))
             return 0
         frame = (monitoring.recent_jobs if args.view == "recent" else monitoring.failed_jobs)(
@@ -271,7 +230,6 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from reports.render import summary_lines
     from reports.weekly import generate
 
-    _database(settings).close()
     report, folder = generate(settings, args.since, args.until, args.tz, args.out)
     files = sorted(p.name for p in folder.iterdir())
     _emit(
@@ -283,9 +241,12 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from grader.demo import run_demo
+    from essay_grader.demo import run_demo
 
-    return run_demo(settings, as_json=args.json)
+    graded, data = run_demo(settings, _quiet if args.json else _say)
+    if args.json:
+        _emit(args, data, "")
+    return 0 if graded else 1
 
 
 def cmd_simulate_llm(args: argparse.Namespace, settings: Settings) -> int:
@@ -311,10 +272,10 @@ def cmd_simulate_llm(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from grader.api import create_app
+    from essay_grader.api import create_app
     from grader.api_keys import list_keys
 
-    with _database(settings) as conn:
+    with _connect(settings) as conn:
         live = [k for k in list_keys(conn) if k["revoked_at"] is None]
     print(f"Serving the grading API on http://{args.host}:{args.port}/v1 (OpenAPI: /docs)")
     if not live:
@@ -326,7 +287,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_api_key(args: argparse.Namespace, settings: Settings) -> int:
     from grader import api_keys
 
-    with _database(settings) as conn:
+    with _connect(settings) as conn:
         if args.action == "create":
             if not args.name:
                 raise GraderError("give the key a name: grader api-key create NAME")
@@ -366,7 +327,7 @@ def _cap(text: str) -> float | None:
 def cmd_budget(args: argparse.Namespace, settings: Settings) -> int:
     from grader import budget
 
-    with _database(settings) as conn:
+    with _connect(settings) as conn:
         for period in ("daily", "monthly"):
             value = getattr(args, period)
             if value is not False:
@@ -377,7 +338,7 @@ def cmd_budget(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    from grader import stack
+    from essay_grader import stack
 
     if settings.database_url:
         raise GraderError("DATABASE_URL is set: `grader up` runs the embedded PostgreSQL")
@@ -405,7 +366,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
-    from grader import stack
+    from essay_grader import stack
 
     stopped = stack.down(settings)
     _emit(
@@ -423,9 +384,11 @@ def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    from grader.db import stop_embedded
+
     if settings.database_url:
         raise GraderError("DATABASE_URL is set: the grader does not manage that server")
-    stopped = db.stop_embedded(settings)
+    stopped = stop_embedded(settings)
     print(f"stopped the embedded PostgreSQL in {settings.pgdata}" if stopped else "not running")
     return 0
 
@@ -600,30 +563,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _use_running_stack() -> None:
+def _with_running_stack(settings: Settings) -> Settings:
     """Points this command at the stack `grader up` started in this GRADER_HOME, if any,
     unless the environment names a Prefect API or a model already."""
-    from grader import stack
+    from essay_grader.stack import running_stack
 
-    state = stack.running_stack(Settings.from_env())
+    state = running_stack(settings)
     if state is None:
-        return
-    os.environ.setdefault("PREFECT_API_URL", state["api_url"])
-    if state["simulated"] and not os.environ.get("OPENAI_API_KEY"):
-        os.environ.setdefault("OPENAI_BASE_URL", state["model_url"])
+        return settings
+    if not settings.prefect_api_url:
+        settings = replace(settings, prefect_api_url=state["api_url"])
+    if state["simulated"] and settings.simulated:
+        settings = replace(settings, openai_base_url=state["model_url"])
+    return settings
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import psycopg
+
+    from grader import handoff
+
     try:
-        _use_running_stack()
-        configure_prefect()  # before anything imports Prefect
-        return args.func(args, Settings.from_env())
+        return args.func(args, _with_running_stack(Settings.from_env()))
     except GraderError as exc:
         print(f"grader: error: {exc}", file=sys.stderr)
         return 1
     except psycopg.OperationalError as exc:
-        print(f"grader: error: database unavailable: {db.first_line(exc)}", file=sys.stderr)
+        from grader.db import first_line
+
+        print(f"grader: error: database unavailable: {first_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("grader: interrupted", file=sys.stderr)
@@ -632,6 +601,9 @@ def main(argv: list[str] | None = None) -> int:
         # the reader of our output went away (`grader jobs recent | head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        # A job handed to Prefect by this command is handed off before the command exits.
+        handoff.drain(handoff.HANDOFF_TIMEOUT_SECONDS)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,18 @@
-"""The job store: every read and write of submissions, rubrics, jobs and grades.
+"""The store: every read and write of submissions, rubrics, jobs and grades, and the monitoring
+and report queries. Spending caps (grader.budget) and API keys (grader.api_keys) have their own
+store modules; nothing else runs SQL.
 
-Synchronous functions serve the client side (submit, trigger, status); asynchronous ones serve
-the flows (claim, load, complete, fail). The SQL lives in grader/sql/queries.sql; the status rules
-live in those statements' guards, so this module holds no status logic of its own beyond
-naming which statement to run.
+Synchronous functions serve the client side (submit, trigger, status, monitoring); asynchronous
+ones serve the flows (claim, load, complete, fail). The SQL lives in grader/sql/queries.sql; the
+status rules live in those statements' guards, so this module holds no status logic of its own
+beyond naming which statement to run.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field, fields
+import io
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -19,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from grader.db import query
 from grader.errors import GraderError, LeaseLostError, NotFoundError
-from grader.models import Grade, JobStatus, Rubric, ScoredGrade, parse_rubric
+from grader.models import Grade, JobStatus, Rubric, parse_rubric
 from grader.settings import Settings
 
 
@@ -119,17 +122,14 @@ def create_grading_task(
     raise RuntimeError("could not create or find the grading task")  # pragma: no cover
 
 
-# JobStatus fields read straight from the task_status query
-_STATUS_COLUMNS = {f.name for f in fields(JobStatus)} - {"submission_id", "grade"}
-
-
 def _job_status(row: dict[str, Any]) -> JobStatus:
-    grade = Grade(**{f.name: row[f.name] for f in fields(Grade)}) if row["grade_id"] else None
     submission_id = (row["input_data"] or {}).get("submission_id")
-    return JobStatus(
-        **{name: row[name] for name in _STATUS_COLUMNS},
-        submission_id=UUID(submission_id) if submission_id else None,
-        grade=grade,
+    return JobStatus.model_validate(
+        {
+            **row,
+            "submission_id": submission_id,
+            "grade": Grade.model_validate(row) if row["grade_id"] else None,
+        }
     )
 
 
@@ -168,7 +168,58 @@ def task_status(
     return _job_status(row)
 
 
+def set_flow_run_id(conn: psycopg.Connection, task_id: UUID, flow_run_id: UUID) -> None:
+    """Records the Prefect flow run a job was handed to."""
+    conn.execute(query("set_flow_run_id"), {"task_id": task_id, "flow_run_id": flow_run_id})
+
+
+# --- monitoring and reports (sync) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Table:
+    """A named query's result: its column names (also when there are no rows) and rows."""
+
+    columns: list[str]
+    rows: list[dict[str, Any]]
+
+
+def table(conn: psycopg.Connection, name: str, params: dict[str, Any]) -> Table:
+    cur = conn.execute(query(name), params)
+    return Table([column.name for column in cur.description], cur.fetchall())
+
+
+def recent_tasks(conn: psycopg.Connection, limit: int) -> Table:
+    return table(conn, "recent_tasks", {"limit": limit})
+
+
+def failed_tasks(conn: psycopg.Connection, limit: int) -> Table:
+    return table(conn, "failed_tasks", {"limit": limit})
+
+
+def grading_time_stats(conn: psycopg.Connection, days: int) -> dict[str, Any]:
+    return {"days": days, **conn.execute(query("grading_time_stats"), {"days": days}).fetchone()}
+
+
+def report_jobs_csv(conn: psycopg.Connection, since: Any, until: Any) -> bytes:
+    """The window's jobs as narrow CSV with a header (times as epoch seconds), streamed with
+    COPY: a million rows cost tens of MB this way, not the GB of Python row objects."""
+    buffer = io.BytesIO()
+    statement = f"COPY ({query('report_jobs')}) TO STDOUT WITH (FORMAT csv, HEADER true)"
+    with conn.cursor() as cur, cur.copy(statement, {"since": since, "until": until}) as copy:
+        for chunk in copy:
+            buffer.write(chunk)
+    return buffer.getvalue()
+
+
 # --- worker side (async) ------------------------------------------------------------------
+
+
+async def unfinished_task_counts(pool: AsyncConnectionPool) -> dict[str, int]:
+    """How many jobs are pending and processing (a batch's progress line)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(query("unfinished_task_counts"))
+        return await cur.fetchone()
 
 
 def _claimed(row: dict[str, Any]) -> ClaimedJob:
@@ -272,9 +323,9 @@ async def release_worker_tasks(
         return len(await cur.fetchall())
 
 
-async def complete_task(pool: AsyncConnectionPool, job: ClaimedJob, grade: ScoredGrade) -> UUID:
+async def complete_task(pool: AsyncConnectionPool, job: ClaimedJob, grade: Grade) -> UUID:
     """Writes the grade and marks the job completed, atomically, if this attempt owns it."""
-    criteria = [asdict(c) for c in grade.criteria]
+    criteria = [c.model_dump() for c in grade.criteria]
     summary = {
         "total_score": grade.total_score,
         "max_score": grade.max_score,

@@ -10,7 +10,6 @@ echoes the request body (it holds an essay).
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -23,9 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from grader import client
+from essay_grader.client import GraderClient
 from grader.api_keys import authenticate
-from grader.db import first_line, get_pool
+from grader.db import first_line, ping
 from grader.errors import (
     GraderError,
     InvalidEssayError,
@@ -33,7 +32,7 @@ from grader.errors import (
     NotFoundError,
     RubricError,
 )
-from grader.models import MAX_STUDENT_REF_CHARS, Rubric, StorableText
+from grader.models import MAX_STUDENT_REF_CHARS, JobStatus, Rubric, StorableText
 from grader.settings import Settings
 
 log = logging.getLogger("grader.api")
@@ -74,50 +73,6 @@ class GradingJobAccepted(BaseModel):
     task_id: UUID
     status: str
     status_url: str
-
-
-class CriterionGrade(BaseModel):
-    key: str
-    name: str
-    score: int
-    max_points: int
-    justification: str
-
-
-class GradeBody(BaseModel):
-    grade_id: UUID
-    total_score: int
-    max_score: int
-    criteria: list[CriterionGrade]
-    feedback: str
-    model: str
-    simulated: bool = Field(description="true when the built-in simulator made up the scores")
-    prompt_tokens: int
-    completion_tokens: int
-    model_attempts: int
-    cost_usd: float | None
-    possible_prompt_injection: bool = Field(
-        description="the essay seems to address the grader: have a person review this grade"
-    )
-    injection_signals: list[str]
-
-
-class GradingJobStatus(BaseModel):
-    task_id: UUID
-    status: str = Field(description="pending, processing, completed, failed or cancelled")
-    submission_id: UUID | None
-    attempts: int
-    error_message: str | None
-    paused_reason: str | None = Field(
-        description="why a pending job waits (a spending cap), if it does"
-    )
-    created_at: datetime
-    started_at: datetime | None
-    updated_at: datetime
-    completed_at: datetime | None
-    duration_seconds: float | None
-    flow_run_id: UUID | None
-    grade: GradeBody | None
 
 
 class ErrorDetail(BaseModel):
@@ -259,13 +214,21 @@ class RequestLimits:
 _bearer = HTTPBearer(auto_error=False, description="an API key from `grader api-key create`")
 
 
+def _client(request: Request) -> GraderClient:
+    return request.app.state.client
+
+
+Client = Annotated[GraderClient, Depends(_client)]
+
+
 def api_key(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    client: Client,
 ) -> UUID:
     """The caller's key id; 401 without a live key."""
     if credentials is None:
         raise ApiError(401, "unauthorized", "send an API key as 'Authorization: Bearer <key>'")
-    with get_pool().connection() as conn:
+    with client.pool.connection() as conn:
         key_id = authenticate(conn, credentials.credentials)
     if key_id is None:
         raise ApiError(401, "unauthorized", "unknown or revoked API key")
@@ -283,14 +246,16 @@ def _link(operation_id: str, **values: Any) -> dict[str, Any]:
     return {operation_id: {"operationId": operation_id, **values}}
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings.from_env()
+def create_app(settings: Settings) -> FastAPI:
+    """The app for `settings`; its client (and connection pool) is built on the first request
+    that needs it."""
     app = FastAPI(
         title="Essay grader",
         version="1",
         description="Grade essays in the background: POST a submission, POST a grading job, "
         "then poll the job until it is completed.",
     )
+    app.state.client = GraderClient(settings)
     _install_error_handlers(app)
 
     @app.get(
@@ -299,10 +264,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         operation_id="healthz",
         responses={503: {"model": ErrorBody}},
     )
-    def healthz() -> Health:
+    def healthz(client: Client) -> Health:
         """Up, with a reachable database."""
-        with get_pool().connection() as conn:
-            conn.execute("SELECT 1")
+        with client.pool.connection() as conn:
+            ping(conn)
         return Health(status="ok", database="ok")
 
     @app.post(
@@ -320,7 +285,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             },
         },
     )
-    def create_submission(body: SubmissionRequest, key: ApiKey) -> SubmissionCreated:
+    def create_submission(
+        body: SubmissionRequest, key: ApiKey, client: Client
+    ) -> SubmissionCreated:
         """Stores an essay to grade; returns its submission id."""
         submission_id = client.submit_essay(
             body.essay, student_ref=body.student_ref, rubric=body.rubric, api_key_id=key
@@ -340,7 +307,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
     def create_grading_job(
-        body: GradingJobRequest, key: ApiKey, request: Request, response: Response
+        body: GradingJobRequest, key: ApiKey, client: Client, request: Request, response: Response
     ) -> GradingJobAccepted:
         """Starts grading a submission (or finds the job already grading it) and answers at
         once with the task id and the URL to poll."""
@@ -352,13 +319,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get(
         "/v1/grading-jobs/{task_id}",
-        response_model=GradingJobStatus,
+        response_model=JobStatus,
         operation_id="get_grading_job",
         responses=_ERROR_RESPONSES,
     )
-    def get_grading_job(task_id: UUID, key: ApiKey) -> dict[str, Any]:
+    def get_grading_job(task_id: UUID, key: ApiKey, client: Client) -> JobStatus:
         """A job's status, timestamps, attempts and error, and its grade once completed."""
-        return client.check_grading_status(task_id, api_key_id=key).to_dict()
+        return client.check_grading_status(task_id, api_key_id=key)
 
     app.add_middleware(
         RequestLimits,

@@ -19,17 +19,34 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import psycopg
 
+import flows
+from essay_grader.prefect_setup import OFFLINE
 from grader import db
 from grader.errors import GraderError
-from grader.prefect_setup import OFFLINE
 from grader.settings import Settings
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+# Where the `flows` package lives (the source tree, or site-packages of an installed grader):
+# prefect.yaml's entrypoints (flows/grading.py:...) are paths relative to it.
+DEPLOY_DIR = Path(flows.__file__).resolve().parent.parent
 PREFECT_DATABASE = "prefect"
+
+
+def prefect_file() -> Path:
+    """prefect.yaml: in the source tree, or where the installed distribution put it
+    (share/essay-grader/ under the environment's prefix)."""
+    source = DEPLOY_DIR / "prefect.yaml"
+    if source.exists():
+        return source
+    with contextlib.suppress(metadata.PackageNotFoundError):
+        for file in metadata.distribution("essay-grader").files or []:
+            if file.name == "prefect.yaml":
+                return Path(str(file.locate())).resolve()
+    raise GraderError("prefect.yaml not found: reinstall the grader")
 
 
 @dataclass(frozen=True)
@@ -76,7 +93,7 @@ def _spawn(name: str, args: list[str], env: dict[str, str], logs: Path) -> subpr
         return subprocess.Popen(
             args,
             env=env,
-            cwd=PROJECT_DIR,
+            cwd=DEPLOY_DIR,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -87,11 +104,7 @@ def _spawn(name: str, args: list[str], env: dict[str, str], logs: Path) -> subpr
 def prefect_database_url(grader_url: str) -> str:
     """The Prefect server's SQLAlchemy URL for the `prefect` database on the same server."""
     info = psycopg.conninfo.conninfo_to_dict(grader_url)
-    with psycopg.connect(grader_url, autocommit=True) as conn:
-        if not conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (PREFECT_DATABASE,)
-        ).fetchone():
-            conn.execute(f"CREATE DATABASE {PREFECT_DATABASE}")
+    db.ensure_database(grader_url, PREFECT_DATABASE)
     user = info.get("user", "postgres")
     password = f":{info['password']}" if info.get("password") else ""
     host = info.get("host", "localhost")
@@ -111,7 +124,7 @@ def _wait(condition, seconds: float, what: str, logs: Path) -> None:
 
 def _run(args: list[str], env: dict[str, str], what: str, logs: Path, check: bool = True) -> None:
     done = subprocess.run(
-        args, env=env, cwd=PROJECT_DIR, capture_output=True, text=True, stdin=subprocess.DEVNULL
+        args, env=env, cwd=DEPLOY_DIR, capture_output=True, text=True, stdin=subprocess.DEVNULL
     )
     with open(logs / "setup.log", "a") as log:
         log.write(done.stdout + done.stderr)
@@ -174,7 +187,10 @@ def up(settings: Settings, options: StackOptions, say) -> dict:
             logs,
         )
         _run(
-            [prefect, "--no-prompt", "deploy", "--all", "--pool", options.pool],
+            [
+                *(prefect, "--no-prompt", "deploy", "--all", "--pool", options.pool),
+                *("--prefect-file", str(prefect_file())),
+            ],
             base_env,
             "prefect deploy --all",
             logs,
@@ -184,14 +200,14 @@ def up(settings: Settings, options: StackOptions, say) -> dict:
         say(f"  work pool and deployments      {time.monotonic() - t0:5.1f}s")
 
         worker_env = {**base_env, "DATABASE_URL": grader_url, "PREFECT_WORKER_QUERY_SECONDS": "2"}
-        simulated = not settings.openai_api_key and not settings.openai_base_url
+        simulated = settings.simulated
         if simulated:
             sim = _spawn(
                 "simulator",
                 [
                     sys.executable,
                     "-m",
-                    "grader.cli",
+                    "essay_grader.cli",
                     "simulate-llm",
                     "--port",
                     str(options.simulator_port),

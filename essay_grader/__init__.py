@@ -1,0 +1,27 @@
+"""The essay grader's top layer: the Python client, the `grader` command line, the HTTP API,
+the local stack and the demo. Settings and resources are built here, at the edges, and passed
+down into the core library (`grader`) and the flows.
+
+    from essay_grader import submit_essay, start_grading_job, check_grading_status
+    from essay_grader import grade_submission, GraderClient
+"""
+
+from essay_grader.client import (
+    GraderClient,
+    cancel_grading_job,
+    check_grading_status,
+    grade_submission,
+    start_grading_job,
+    submit_essay,
+    wait_for_grade,
+)
+
+__all__ = [
+    "GraderClient",
+    "cancel_grading_job",
+    "check_grading_status",
+    "grade_submission",
+    "start_grading_job",
+    "submit_essay",
+    "wait_for_grade",
+]

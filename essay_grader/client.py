@@ -1,0 +1,222 @@
+"""The Python client: submit an essay, start a grading job, check on it, wait for the grade, or
+grade a submission from start to finish.
+
+These mirror the old web frontend's startGradingJob, checkGradingStatus and gradeSubmission.
+`start_grading_job` only stores the job and returns its id at once; a worker grades it (a Prefect
+deployment, `grader run-pending`, or the scheduled batch flow). Waiting listens for the
+database's notification that a job finished, and polls every `poll_interval` seconds as well, so
+a missed notification costs at most one interval.
+
+A `GraderClient` is an edge: give it settings (and, if you have one, a connection pool), or let
+it read the environment once. The module-level functions use one default client, built from the
+environment on first use.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from uuid import UUID
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from essay_grader.runner import run_here
+from grader import db, handoff, store
+from grader.errors import GradingFailedError, GradingTimeoutError
+from grader.models import JobStatus, Rubric, check_essay, check_student_ref, load_rubric
+from grader.settings import Settings
+
+RubricArg = Rubric | str | Path | None
+
+
+class GraderClient:
+    def __init__(self, settings: Settings | None = None, pool: ConnectionPool | None = None):
+        self.settings = settings or Settings.from_env()
+        self._pool = pool
+
+    @property
+    def pool(self) -> ConnectionPool:
+        """The given pool, or the process's pool for these settings' database (opened, and its
+        schema checked, on first use)."""
+        if self._pool is None:
+            self._pool = db.get_pool(self.settings)
+        return self._pool
+
+    def _rubric_id(self, conn: psycopg.Connection, rubric: RubricArg) -> UUID:
+        if not isinstance(rubric, Rubric):
+            rubric = load_rubric(rubric)
+        return store.save_rubric(conn, rubric)
+
+    def submit_essay(
+        self,
+        text: str,
+        student_ref: str | None = None,
+        rubric: RubricArg = None,
+        *,
+        api_key_id: UUID | None = None,
+    ) -> UUID:
+        """Stores an essay to grade (with the rubric to grade it by, the default one if None)
+        and returns its submission id. An empty, binary or over-long essay is refused with
+        InvalidEssayError and nothing is stored. `api_key_id` (the HTTP API's caller) owns it."""
+        check_essay(text, self.settings.max_essay_chars)
+        check_student_ref(student_ref)
+        with self.pool.connection() as conn:
+            rubric_id = self._rubric_id(conn, rubric)
+            return store.create_submission(conn, text, student_ref, rubric_id, api_key_id)
+
+    def start_grading_job(
+        self,
+        submission_id: UUID | str,
+        rubric: RubricArg = None,
+        *,
+        api_key_id: UUID | None = None,
+    ) -> UUID:
+        """Creates a pending grading job and returns its task id at once. Asking again for the
+        same submission, rubric and essay while a job is pending, processing or completed
+        returns that job's id. `rubric` overrides the one given at submission. With a Prefect
+        API configured, a new job is handed to the grade-submission deployment in the
+        background, after the commit. With `api_key_id`, only that key's submissions."""
+        submission_id = store.parse_uuid(submission_id, "submission")
+        with self.pool.connection() as conn:
+            rubric_id = self._rubric_id(conn, rubric) if rubric is not None else None
+            task_id, created = store.create_grading_task(conn, submission_id, rubric_id, api_key_id)
+        if created and handoff.enabled(self.settings):
+            handoff.hand_off(self.settings, task_id)
+        return task_id
+
+    def check_grading_status(
+        self, task_id: UUID | str, *, api_key_id: UUID | None = None
+    ) -> JobStatus:
+        """Status, timestamps, attempts, error and, once completed, the grade; for a pending
+        job while a spending cap pauses grading, the reason. With `api_key_id`, only that
+        key's jobs."""
+        task_id = store.parse_uuid(task_id, "task")
+        with self.pool.connection() as conn:
+            return store.task_status(conn, task_id, api_key_id)
+
+    def cancel_grading_job(self, task_id: UUID | str) -> JobStatus:
+        """Cancels a pending job at once; a processing one stops before its next step (or at
+        its worker's next heartbeat). A finished job is left as it is: GraderError says so."""
+        task_id = store.parse_uuid(task_id, "task")
+        with self.pool.connection() as conn:
+            return store.cancel_task(conn, task_id)
+
+    def wait_for_grade(
+        self,
+        task_id: UUID | str,
+        timeout: float = 300.0,
+        poll_interval: float = 2.0,
+        listen: bool = True,
+    ) -> JobStatus:
+        """Blocks until the job is finished; returns its status if completed, raises
+        GradingFailedError if it failed or was cancelled, GradingTimeoutError after `timeout`.
+        With `listen`, a finished job's NOTIFY wakes the wait at once; polling every
+        `poll_interval` seconds covers a missed notification."""
+        task_id = store.parse_uuid(task_id, "task")
+        deadline = time.monotonic() + timeout
+        listening = (
+            psycopg.connect(db.database_url(self.settings), autocommit=True)
+            if listen
+            else nullcontext()
+        )
+        with listening as listener:
+            if listen:
+                listener.execute(db.query("listen_task_finished"))
+            while True:
+                status = self.check_grading_status(task_id)
+                if status.status == "completed":
+                    return status
+                if status.finished:
+                    raise GradingFailedError(
+                        f"task {task_id} {status.status}: "
+                        f"{status.error_message or 'no reason given'}"
+                    )
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    hint = (
+                        "; is a worker running? (grader run-pending)"
+                        if status.status == "pending"
+                        else ""
+                    )
+                    raise GradingTimeoutError(
+                        f"task {task_id} is still {status.status} after {timeout:g}s{hint}"
+                    )
+                wait = min(poll_interval, remaining)
+                if listen:
+                    # wake on any finished job's notification, or after `wait` at the latest
+                    for _ in listener.notifies(timeout=wait, stop_after=1):
+                        pass
+                else:
+                    time.sleep(wait)
+
+    def grade_job(
+        self, task_id: UUID | str, timeout: float = 300.0, poll_interval: float = 2.0
+    ) -> JobStatus:
+        """Waits for a job's grade. With no Prefect deployment to hand jobs to, nobody else
+        will grade it: a pending job is graded here, in this process, by the same flow a
+        worker runs. The one place this decision is made (`grader grade --wait` uses it)."""
+        task_id = store.parse_uuid(task_id, "task")
+        if (
+            not handoff.enabled(self.settings)
+            and self.check_grading_status(task_id).status == "pending"
+        ):
+            self.settings.require_model()
+            from flows.grading import grade_submission  # Prefect: only on this path
+
+            run_here(self.settings, lambda: grade_submission(task_id, return_state=True))
+        return self.wait_for_grade(task_id, timeout=timeout, poll_interval=poll_interval)
+
+    def grade_submission(
+        self,
+        submission_id: UUID | str,
+        timeout: float = 300.0,
+        poll_interval: float = 2.0,
+        rubric: RubricArg = None,
+    ) -> JobStatus:
+        """Starts (or finds) the grading job for a submission and waits for its grade
+        (grading it here when no worker will: see `grade_job`)."""
+        task_id = self.start_grading_job(submission_id, rubric=rubric)
+        return self.grade_job(task_id, timeout=timeout, poll_interval=poll_interval)
+
+
+_default: GraderClient | None = None
+
+
+def default_client() -> GraderClient:
+    """The client the module-level functions use: built from the environment once."""
+    global _default
+    if _default is None:
+        _default = GraderClient()
+    return _default
+
+
+def submit_essay(*args, **kwargs) -> UUID:
+    """`GraderClient.submit_essay` on the default client."""
+    return default_client().submit_essay(*args, **kwargs)
+
+
+def start_grading_job(*args, **kwargs) -> UUID:
+    """`GraderClient.start_grading_job` on the default client."""
+    return default_client().start_grading_job(*args, **kwargs)
+
+
+def check_grading_status(*args, **kwargs) -> JobStatus:
+    """`GraderClient.check_grading_status` on the default client."""
+    return default_client().check_grading_status(*args, **kwargs)
+
+
+def cancel_grading_job(*args, **kwargs) -> JobStatus:
+    """`GraderClient.cancel_grading_job` on the default client."""
+    return default_client().cancel_grading_job(*args, **kwargs)
+
+
+def wait_for_grade(*args, **kwargs) -> JobStatus:
+    """`GraderClient.wait_for_grade` on the default client."""
+    return default_client().wait_for_grade(*args, **kwargs)
+
+
+def grade_submission(*args, **kwargs) -> JobStatus:
+    """`GraderClient.grade_submission` on the default client."""
+    return default_client().grade_submission(*args, **kwargs)

@@ -1,0 +1,41 @@
+"""What a flow run works with: its settings, a database pool on its event loop, the model client
+and the price table. A flow builds one at its entry (`open_run_context`) and passes it to every
+task, so nothing below reads the environment or opens its own connections."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field, replace
+
+import openai
+from psycopg_pool import AsyncConnectionPool
+
+from grader.db import open_async_pool
+from grader.llm import model_client
+from grader.pricing import Prices, load_prices
+from grader.settings import Settings
+
+
+@dataclass(frozen=True)
+class RunContext:
+    settings: Settings
+    pool: AsyncConnectionPool = field(repr=False)
+    llm: openai.AsyncOpenAI | None = field(repr=False)  # None in runs that call no model
+    prices: Prices = field(repr=False)
+
+
+@asynccontextmanager
+async def open_run_context(
+    settings: Settings, pool_size: int, run_id: object = None, model: bool = True
+) -> AsyncIterator[RunContext]:
+    """The resources of one flow run, closed with it. `run_id` makes the worker id this run's
+    own (process plus run), so that two runs in one process never release each other's jobs.
+    A bad price table or a missing model setting stops the run here, before it claims a job."""
+    if run_id is not None:
+        settings = replace(settings, worker_id=f"{settings.worker_id}:{str(run_id)[:8]}")
+    prices = load_prices(settings.prices_file)
+    async with AsyncExitStack() as stack:
+        llm = await stack.enter_async_context(model_client(settings)) if model else None
+        pool = await stack.enter_async_context(open_async_pool(settings, max_size=pool_size))
+        yield RunContext(settings, pool, llm, prices)
