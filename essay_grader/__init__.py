@@ -4,17 +4,24 @@ down into the core library (`grader`) and the flows.
 
     from essay_grader import submit_essay, start_grading_job, check_grading_status
     from essay_grader import grade_submission, GraderClient
+
+The client is imported on first use, so that `grader --help` does not pay for it.
 """
 
-from essay_grader.client import (
-    GraderClient,
-    cancel_grading_job,
-    check_grading_status,
-    grade_submission,
-    start_grading_job,
-    submit_essay,
-    wait_for_grade,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from essay_grader.client import (
+        GraderClient,
+        cancel_grading_job,
+        check_grading_status,
+        grade_submission,
+        start_grading_job,
+        submit_essay,
+        wait_for_grade,
+    )
 
 __all__ = [
     "GraderClient",
@@ -25,3 +32,11 @@ __all__ = [
     "submit_essay",
     "wait_for_grade",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from essay_grader import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'essay_grader' has no attribute {name!r}")

@@ -582,8 +582,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import psycopg
 
+    from essay_grader.prefect_setup import configure_prefect
     from grader import handoff
 
+    configure_prefect()  # offline and quiet, before anything imports Prefect
     try:
         return args.func(args, _with_running_stack(Settings.from_env()))
     except GraderError as exc:

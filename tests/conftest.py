@@ -2,21 +2,28 @@
 
 PostgreSQL: an embedded server for the session (or the server named by TEST_DATABASE_URL, an
 admin connection string); every test gets a fresh database cloned from a migrated template.
-Prefect: the flows run for real, against Prefect's temporary local server, started once for the
-session on the first flow run. The model: the simulator, served on loopback; only the paid API
-is replaced, never the client.
+Prefect: the flows run for real, against one Prefect server for the whole session, on the same
+PostgreSQL (as `grader up` runs it); every test, and every `grader` command a test runs, talks to
+it through PREFECT_API_URL, so no test starts a server of its own or races one's start-up. The
+model: the simulator, served on loopback; only the paid API is replaced, never the client.
+
+Nothing outlives the session: the Prefect server runs in its own process group and is stopped
+at the end, and any process a test left behind is killed (and named) when the session finishes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +33,8 @@ import pytest
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="grader-tests-"))
 
 # Before any Prefect import: a private Prefect home, offline, and fast retries so that retry
-# paths run in milliseconds (the policy is read when tasks/grading.py is imported).
+# paths run in milliseconds (flows read the policy when they start). No hand-off: the session's
+# Prefect server has no deployments (tests of the hand-off run their own stack).
 os.environ.update(
     {
         "PREFECT_HOME": str(_SESSION_DIR / "prefect"),
@@ -34,9 +42,10 @@ os.environ.update(
         "GRADER_RETRY_BACKOFF_SECONDS": "0.05",
         "GRADER_MODEL_RETRIES": "4",
         "GRADER_REQUEST_TIMEOUT": "2",
+        "GRADER_DEPLOYMENT": "",
     }
 )
-for name in ("DATABASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "GRADER_MODEL"):
+for name in ("DATABASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "GRADER_MODEL", "PREFECT_API_URL"):
     os.environ.pop(name, None)
 
 from essay_grader.prefect_setup import configure_prefect  # noqa: E402
@@ -87,6 +96,95 @@ def pg_admin_url(pg_server) -> Iterator[str]:
         conn.row_factory = psycopg.rows.dict_row
         migrate(conn)
     yield url
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(api_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+PREFECT_TEST_DATABASE = "prefect_tests"
+PREFECT_START_SECONDS = 300  # a deadline for a server that never comes up, not a race
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_api(pg_admin_url: str) -> Iterator[str]:
+    """One Prefect server for the session, on the tests' PostgreSQL, set as PREFECT_API_URL.
+    Waits until it answers (or its process dies, or a generous deadline passes)."""
+    from essay_grader.prefect_setup import OFFLINE
+    from essay_grader.stack import prefect_database_url
+
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {PREFECT_TEST_DATABASE} WITH (FORCE)")
+    port = _free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    log_path = _SESSION_DIR / "prefect-server.log"
+    env = {
+        **os.environ,
+        **OFFLINE,
+        "PREFECT_API_DATABASE_CONNECTION_URL": prefect_database_url(
+            _with_database(pg_admin_url, "postgres"), PREFECT_TEST_DATABASE
+        ),
+        "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+        "PREFECT_UI_ENABLED": "false",
+    }
+    with open(log_path, "ab") as log:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "prefect"), "server", "start"]
+            + ["--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + PREFECT_START_SECONDS
+        while not _healthy(api_url):
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(
+                    f"the session's Prefect server did not start:\n{log_path.read_text()[-3000:]}"
+                )
+            time.sleep(0.5)
+        os.environ["PREFECT_API_URL"] = api_url
+        yield api_url
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        _stop_group(server)
+
+
+def _stop_group(process: subprocess.Popen, grace: float = 15.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=grace)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Whatever a test started and did not stop is stopped here, and named: a leaked process
+    (a server, a worker) would otherwise outlive the suite and load the next run."""
+    import psutil
+
+    leftovers = psutil.Process().children(recursive=True)
+    for process in leftovers:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    if leftovers:
+        names = ", ".join(sorted({p.name() for p in leftovers if p.is_running()} or {"?"}))
+        print(f"\nconftest: killed {len(leftovers)} process(es) left behind: {names}")
 
 
 @pytest.fixture
@@ -152,13 +250,15 @@ def cli_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "essay_grader.cli", *args]
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300):
-    """Runs the real `grader` command in a subprocess with this test's environment."""
+def run_cli(*args: str, env: dict[str, str | None] | None = None, timeout: float = 300):
+    """Runs the real `grader` command in a subprocess with this test's environment; a None in
+    `env` removes that variable."""
+    merged = {**os.environ, **(env or {})}
     return subprocess.run(
         cli_command(*args),
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **(env or {})},
+        env={name: value for name, value in merged.items() if value is not None},
         cwd=REPO,
     )

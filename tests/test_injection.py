@@ -3,7 +3,7 @@ essays, and the prompt builder (grader/llm.py) that keeps the essay in its place
 
 The corpus lives in tests/essays/: hostile/ holds essays that try to talk the grader into a better
 grade, ordinary/ holds essays that must not be flagged, including hard negatives (essays about AI
-grading, lab instructions, video-game scores, a JSON example, a play script). grader/samples/ are
+grading, lab instructions, video-game scores, a JSON example, a play script). essay_grader/samples/ are
 ordinary too. No database, no model: these tests are pure Python.
 """
 
@@ -24,7 +24,9 @@ from grader.models import load_rubric
 ESSAYS = Path(__file__).resolve().parent / "essays"
 HOSTILE = sorted((ESSAYS / "hostile").glob("*.txt"))
 ORDINARY = sorted((ESSAYS / "ordinary").glob("*.txt"))
-SAMPLES = sorted((Path(__file__).resolve().parent.parent / "grader" / "samples").glob("*.txt"))
+SAMPLES = sorted(
+    (Path(__file__).resolve().parent.parent / "essay_grader" / "samples").glob("*.txt")
+)
 
 # Ordinary essays the detector is allowed to flag, with the signals, each with a reason. Empty:
 # none of the ordinary essays or samples is flagged.
@@ -68,7 +70,7 @@ def _false_positives() -> dict[str, tuple[str, ...]]:
 def test_the_corpus_is_large_enough() -> None:
     assert len(HOSTILE) >= 24
     assert len(ORDINARY) >= 40
-    assert SAMPLES, "grader/samples/*.txt not found"
+    assert SAMPLES, "essay_grader/samples/*.txt not found"
 
 
 @pytest.mark.parametrize("path", HOSTILE, ids=_name)

@@ -26,10 +26,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _stack_env(home: Path) -> dict[str, str | None]:
+    """A `grader` command in the stack's home, as a user runs it: it finds the stack itself
+    (not the session's Prefect server) and hands jobs off to the stack's deployment."""
+    return {"GRADER_HOME": str(home), "PREFECT_API_URL": None, "GRADER_DEPLOYMENT": None}
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     home = tmp_path_factory.mktemp("stack-home")
-    env = {"GRADER_HOME": str(home)}
+    env = _stack_env(home)
     up = run_cli("up", "--port", str(_free_port()), "--json", env=env, timeout=240)
     assert up.returncode == 0, up.stderr + (home / "logs" / "setup.log").read_text()
     state = json.loads(up.stdout)
@@ -48,6 +54,7 @@ def on_stack(stack: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
     """This process's client pointed at the stack's database and Prefect API."""
     monkeypatch.setenv("DATABASE_URL", stack["database_url"])
     monkeypatch.setenv("PREFECT_API_URL", stack["api_url"])
+    monkeypatch.delenv("GRADER_DEPLOYMENT")  # the default: grade-submission/grade-submission
     return stack
 
 
@@ -121,7 +128,7 @@ def test_failed_hand_off_leaves_a_pending_job_that_grade_pending_completes(
 
 def test_cli_in_the_stack_home_uses_the_stack(stack: dict, tmp_path: Path) -> None:
     """`grader grade --wait` hands off to the deployment and waits for the worker's grade."""
-    env = {"GRADER_HOME": str(stack["home"])}
+    env = _stack_env(stack["home"])
     essay = tmp_path / "essay.txt"
     essay.write_text(ESSAY + "\nFrom the command line.")
     submission_id = run_cli("submit", str(essay), env=env).stdout.strip()
@@ -129,3 +136,24 @@ def test_cli_in_the_stack_home_uses_the_stack(stack: dict, tmp_path: Path) -> No
     assert graded.returncode == 0, graded.stderr
     result = json.loads(graded.stdout)
     assert result["status"] == "completed" and result["flow_run_id"]
+
+
+def test_grade_from_the_command_line_hands_the_job_off_before_exiting(
+    stack: dict, tmp_path: Path
+) -> None:
+    """`grader grade` without --wait is a short-lived process: its hand-off must be done before
+    it exits (no 'can't register atexit after shutdown'), so a worker grades the job at once
+    rather than the grade-pending sweep minutes later."""
+    env = _stack_env(stack["home"])
+    essay = tmp_path / "essay.txt"
+    essay.write_text(ESSAY + "\nHanded off from a command that exits at once.")
+    submission_id = run_cli("submit", str(essay), env=env).stdout.strip()
+    graded = run_cli("grade", submission_id, env=env)
+    assert graded.returncode == 0 and graded.stderr == "", graded.stderr
+    task_id = graded.stdout.strip()
+    status = json.loads(run_cli("status", task_id, "--json", env=env).stdout)
+    assert status["flow_run_id"], "the command exited without handing the job off"
+    waited = run_cli("grade", submission_id, "--wait", "--json", env=env, timeout=240)
+    assert waited.returncode == 0, waited.stderr
+    result = json.loads(waited.stdout)
+    assert result["task_id"] == task_id and result["status"] == "completed"
