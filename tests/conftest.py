@@ -45,7 +45,13 @@ os.environ.update(
         "GRADER_DEPLOYMENT": "",
     }
 )
-for name in ("DATABASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "GRADER_MODEL", "PREFECT_API_URL"):
+for name in (
+    "DATABASE_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "GRADER_MODEL",
+    "PREFECT_API_URL",
+):
     os.environ.pop(name, None)
 
 from essay_grader.prefect_setup import configure_prefect  # noqa: E402
@@ -139,8 +145,10 @@ def prefect_api(pg_admin_url: str) -> Iterator[str]:
     }
     with open(log_path, "ab") as log:
         server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "prefect"), "server", "start"]
-            + ["--host", "127.0.0.1", "--port", str(port)],
+            [
+                *(str(Path(sys.executable).parent / "prefect"), "server", "start"),
+                *("--host", "127.0.0.1", "--port", str(port)),
+            ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -3,8 +3,8 @@ essays, and the prompt builder (grader/llm.py) that keeps the essay in its place
 
 The corpus lives in tests/essays/: hostile/ holds essays that try to talk the grader into a better
 grade, ordinary/ holds essays that must not be flagged, including hard negatives (essays about AI
-grading, lab instructions, video-game scores, a JSON example, a play script). essay_grader/samples/ are
-ordinary too. No database, no model: these tests are pure Python.
+grading, lab instructions, video-game scores, a JSON example, a play script). The demo's samples
+(essay_grader/samples/) are ordinary too. No database, no model: these tests are pure Python.
 """
 
 from __future__ import annotations

@@ -28,8 +28,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A virtualenv with the wheel installed; its bin folder."""
     root = tmp_path_factory.mktemp("wheel")
     built = _run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
-        + ["--wheel-dir", str(root / "dist"), str(REPO)]
+        [
+            *(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"),
+            *("--wheel-dir", str(root / "dist"), str(REPO)),
+        ]
     )
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = (root / "dist").glob("essay_grader-*.whl")
@@ -44,8 +46,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # this environment's packages after the new one's own: only dependencies come from here
     Path(purelib, "_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     done = _run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps"]
-        + ["--no-index", str(wheel)]
+        [
+            *(sys.executable, "-m", "pip", "--python", str(python), "install"),
+            *("--no-deps", "--no-index", str(wheel)),
+        ]
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return venv / "bin"
