@@ -367,7 +367,7 @@ def bench_result_latency(trials: int) -> dict:
 
 
 async def _claim_and_complete(settings: Settings, task_id: uuid.UUID) -> float:
-    from grader.models import CriterionScore, Grade
+    from grader.records import CriterionScore, Grade
 
     grade = Grade(
         criteria=tuple(

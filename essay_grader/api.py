@@ -9,7 +9,9 @@ echoes the request body (it holds an essay).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import typing
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -18,7 +20,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -32,7 +34,8 @@ from grader.errors import (
     NotFoundError,
     RubricError,
 )
-from grader.models import MAX_STUDENT_REF_CHARS, JobStatus, Rubric, StorableText
+from grader.models import MAX_STUDENT_REF_CHARS, Rubric, StorableText
+from grader.records import Grade, JobStatus
 from grader.settings import Settings
 
 log = logging.getLogger("grader.api")
@@ -73,6 +76,23 @@ class GradingJobAccepted(BaseModel):
     task_id: UUID
     status: str
     status_url: str
+
+
+def response_model(record: type, **replaced: Any) -> type[BaseModel]:
+    """The response model of a record dataclass: its fields and its computed values (with the
+    types their properties return), so that the API serves what the store reads, and its
+    OpenAPI document says so. `replaced` gives a field another type (a nested response model)."""
+    hints = typing.get_type_hints(record)
+    fields = {
+        f.name: (replaced.get(f.name, hints[f.name]), ...) for f in dataclasses.fields(record)
+    }
+    for name in record.COMPUTED:
+        fields[name] = (typing.get_type_hints(getattr(record, name).fget)["return"], ...)
+    return create_model(record.__name__, __doc__=record.__doc__, **fields)
+
+
+GradeBody = response_model(Grade)
+GradingJobStatus = response_model(JobStatus, grade=GradeBody | None)
 
 
 class ErrorDetail(BaseModel):
@@ -319,13 +339,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get(
         "/v1/grading-jobs/{task_id}",
-        response_model=JobStatus,
+        response_model=GradingJobStatus,
         operation_id="get_grading_job",
         responses=_ERROR_RESPONSES,
     )
-    def get_grading_job(task_id: UUID, key: ApiKey, client: Client) -> JobStatus:
+    def get_grading_job(task_id: UUID, key: ApiKey, client: Client) -> dict[str, Any]:
         """A job's status, timestamps, attempts and error, and its grade once completed."""
-        return client.check_grading_status(task_id, api_key_id=key)
+        return client.check_grading_status(task_id, api_key_id=key).to_dict()
 
     app.add_middleware(
         RequestLimits,

@@ -19,7 +19,7 @@ from grader.errors import GraderError, InvalidEssayError
 from grader.settings import Settings, redact_url
 
 if TYPE_CHECKING:
-    from grader.models import JobStatus
+    from grader.records import JobStatus
 
 # Heavy modules (psycopg, pydantic, openai, prefect, pandas, matplotlib, fastapi) are imported
 # by the commands that need them, so that `grader --help` and `grader status` start at once.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 from uuid import UUID
 
 import psycopg
@@ -25,10 +26,14 @@ from psycopg_pool import ConnectionPool
 from essay_grader.runner import run_here
 from grader import db, handoff, store
 from grader.errors import GradingFailedError, GradingTimeoutError
-from grader.models import JobStatus, Rubric, check_essay, check_student_ref, load_rubric
+from grader.records import JobStatus
 from grader.settings import Settings
 
-RubricArg = Rubric | str | Path | None
+if TYPE_CHECKING:
+    from grader.models import Rubric
+
+# A rubric: a Rubric, the path of a rubric file, or None for the submission's (or the default).
+RubricArg: TypeAlias = "Rubric | str | Path | None"
 
 
 class GraderClient:
@@ -45,6 +50,8 @@ class GraderClient:
         return self._pool
 
     def _rubric_id(self, conn: psycopg.Connection, rubric: RubricArg) -> UUID:
+        from grader.models import Rubric, load_rubric
+
         if not isinstance(rubric, Rubric):
             rubric = load_rubric(rubric)
         return store.save_rubric(conn, rubric)
@@ -60,6 +67,9 @@ class GraderClient:
         """Stores an essay to grade (with the rubric to grade it by, the default one if None)
         and returns its submission id. An empty, binary or over-long essay is refused with
         InvalidEssayError and nothing is stored. `api_key_id` (the HTTP API's caller) owns it."""
+        # Pydantic (the rubric models) is imported by the calls that need it, not by a status check
+        from grader.models import check_essay, check_student_ref
+
         check_essay(text, self.settings.max_essay_chars)
         check_student_ref(student_ref)
         with self.pool.connection() as conn:

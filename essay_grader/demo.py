@@ -26,7 +26,7 @@ from essay_grader.prefect_setup import start_prefect
 from essay_grader.runner import run_here
 from grader import db, store
 from grader.migrate import migrate_database
-from grader.models import JobStatus
+from grader.records import JobStatus
 from grader.settings import Settings
 from grader.simulator import LLMSimulator, SimulatorConfig
 from reports.monitoring import format_stats

@@ -18,7 +18,7 @@ from grader import store
 from grader.context import RunContext, open_run_context
 from grader.errors import GraderError, LeaseLostError
 from grader.llm import describe_failure
-from grader.models import JobStatus
+from grader.records import JobStatus
 from grader.settings import settings_for_run
 from grader.store import ClaimedJob
 from tasks.grading import (

@@ -1,4 +1,5 @@
-"""The grader's records: rubrics, the model's structured answer, grades and job status.
+"""Rubrics and the model's structured answer (Pydantic), and the checks on what goes in (an
+essay, a student reference) and what comes back (the answer, turned into a Grade).
 
 A rubric file (TOML or JSON) names criteria with a description and maximum points. From a rubric
 we build the Pydantic model the LLM must answer with (sent as a strict JSON schema); the code, not
@@ -12,12 +13,10 @@ import json
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
-from uuid import UUID
 
 from pydantic import (
     AfterValidator,
@@ -25,15 +24,14 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    computed_field,
     create_model,
     field_validator,
 )
 
 from grader.errors import InvalidEssayError, InvalidInputError, ModelOutputError, RubricError
+from grader.records import CriterionScore, Grade
 
 DEFAULT_RUBRIC = "default.toml"
-SIMULATED_MODEL_PREFIX = "simulated:"
 
 
 # What PostgreSQL cannot store in text: NUL, and lone surrogates (undecodable bytes that Python
@@ -182,16 +180,6 @@ def check_essay(essay: str, max_chars: int) -> str:
     return essay
 
 
-class CriterionScore(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    key: str
-    name: str
-    score: int
-    max_points: int
-    justification: str
-
-
 @dataclass(frozen=True)
 class ModelReply:
     """What call-OpenAI got back: the raw answer, before parse-score trusts any of it."""
@@ -202,50 +190,6 @@ class ModelReply:
     prompt_tokens: int
     completion_tokens: int
     attempts: int
-
-
-class Grade(BaseModel):
-    """A grade, in the one shape it has everywhere: parse-score writes it (without an id),
-    persist-result stores it, a status check reads it back (with its id), the CLI prints it and
-    the HTTP API serves it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    grade_id: UUID | None = Field(default=None, description="set once the grade is stored")
-    criteria: tuple[CriterionScore, ...]
-    feedback: str
-    model: str
-    prompt_tokens: int
-    completion_tokens: int
-    model_attempts: int
-    cost_usd: float | None = Field(
-        default=None, description="USD; null when the price table has no price for the model"
-    )
-    injection_signals: tuple[str, ...] = Field(
-        default=(), description="grader.injection's signals found in the essay"
-    )
-
-    @computed_field
-    @property
-    def total_score(self) -> int:
-        return sum(c.score for c in self.criteria)
-
-    @computed_field
-    @property
-    def max_score(self) -> int:
-        return sum(c.max_points for c in self.criteria)
-
-    @computed_field(description="true when the built-in simulator made up the scores")
-    @property
-    def simulated(self) -> bool:
-        return self.model.startswith(SIMULATED_MODEL_PREFIX)
-
-    @computed_field(
-        description="the essay seems to address the grader: have a person review this grade"
-    )
-    @property
-    def possible_prompt_injection(self) -> bool:
-        return bool(self.injection_signals)
 
 
 def parse_reply(reply: ModelReply, rubric: Rubric) -> Grade:
@@ -280,42 +224,3 @@ def parse_reply(reply: ModelReply, rubric: Rubric) -> Grade:
         completion_tokens=reply.completion_tokens,
         model_attempts=reply.attempts,
     )
-
-
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
-
-
-class JobStatus(BaseModel):
-    """A job as a caller sees it: status, timestamps, attempts, error and, once completed, its
-    grade."""
-
-    model_config = ConfigDict(frozen=True)
-
-    task_id: UUID
-    status: str = Field(description="pending, processing, completed, failed or cancelled")
-    submission_id: UUID | None
-    attempts: int
-    error_message: str | None
-    created_at: datetime
-    started_at: datetime | None
-    updated_at: datetime
-    completed_at: datetime | None
-    flow_run_id: UUID | None
-    paused_reason: str | None = Field(
-        default=None, description="why a pending job waits (a spending cap), if it does"
-    )
-    grade: Grade | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.status in TERMINAL_STATUSES
-
-    @computed_field
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.completed_at is None:
-            return None
-        return (self.completed_at - self.created_at).total_seconds()
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import psycopg
@@ -22,7 +22,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from grader.db import query
 from grader.errors import GraderError, LeaseLostError, NotFoundError
-from grader.models import Grade, JobStatus, Rubric, parse_rubric
+from grader.records import Grade, JobStatus
+
+if TYPE_CHECKING:
+    from grader.models import Rubric
 from grader.settings import Settings
 
 
@@ -124,12 +127,19 @@ def create_grading_task(
 
 def _job_status(row: dict[str, Any]) -> JobStatus:
     submission_id = (row["input_data"] or {}).get("submission_id")
-    return JobStatus.model_validate(
-        {
-            **row,
-            "submission_id": submission_id,
-            "grade": Grade.model_validate(row) if row["grade_id"] else None,
-        }
+    return JobStatus(
+        task_id=row["task_id"],
+        status=row["status"],
+        submission_id=UUID(submission_id) if submission_id else None,
+        attempts=row["attempts"],
+        error_message=row["error_message"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        updated_at=row["updated_at"],
+        completed_at=row["completed_at"],
+        flow_run_id=row["flow_run_id"],
+        paused_reason=row["paused_reason"],
+        grade=Grade.from_row(row) if row["grade_id"] else None,
     )
 
 
@@ -263,6 +273,8 @@ async def fetch_task_status(pool: AsyncConnectionPool, task_id: UUID) -> JobStat
 
 
 async def load_submission(pool: AsyncConnectionPool, job: ClaimedJob) -> Submission:
+    from grader.models import parse_rubric  # Pydantic: the worker's cost, not a status check's
+
     async with pool.connection() as conn:
         cur = await conn.execute(
             query("load_submission"), {"task_id": job.task_id, "attempt": job.attempt}
@@ -277,7 +289,7 @@ async def load_submission(pool: AsyncConnectionPool, job: ClaimedJob) -> Submiss
         submission_id=row["submission_id"],
         essay=row["essay"],
         rubric_id=row["rubric_id"],
-        rubric=parse_rubric(row["definition"], f"{row['rubric_id']}"),
+        rubric=parse_rubric(row["definition"], str(row["rubric_id"])),
     )
 
 
@@ -325,7 +337,7 @@ async def release_worker_tasks(
 
 async def complete_task(pool: AsyncConnectionPool, job: ClaimedJob, grade: Grade) -> UUID:
     """Writes the grade and marks the job completed, atomically, if this attempt owns it."""
-    criteria = [c.model_dump() for c in grade.criteria]
+    criteria = [asdict(c) for c in grade.criteria]
     summary = {
         "total_score": grade.total_score,
         "max_score": grade.max_score,

@@ -13,6 +13,7 @@ there is nothing to cache anyway.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -27,8 +28,9 @@ from grader import store
 from grader.context import RunContext
 from grader.injection import detect_injection
 from grader.llm import is_transient, request_grade, retry_after_seconds
-from grader.models import Grade, ModelReply, check_essay, parse_reply
+from grader.models import ModelReply, check_essay, parse_reply
 from grader.pricing import Prices, call_cost
+from grader.records import Grade
 from grader.settings import Settings
 from grader.store import ClaimedJob, Submission
 
@@ -109,13 +111,10 @@ async def parse_score(reply: ModelReply, submission: Submission, prices: Prices)
     """The model's answer checked against the rubric, priced, and with the essay's signs of a
     prompt injection (for human review: the rubric's bounds hold whatever the model said)."""
     grade = parse_reply(reply, submission.rubric)
-    return grade.model_copy(
-        update={
-            "cost_usd": call_cost(
-                grade.model, grade.prompt_tokens, grade.completion_tokens, prices
-            ),
-            "injection_signals": detect_injection(submission.essay),
-        }
+    return replace(
+        grade,
+        cost_usd=call_cost(grade.model, grade.prompt_tokens, grade.completion_tokens, prices),
+        injection_signals=detect_injection(submission.essay),
     )
 
 

@@ -165,20 +165,44 @@ def prefect_api(pg_admin_url: str) -> Iterator[str]:
             time.sleep(0.5)
         os.environ["PREFECT_API_URL"] = api_url
         yield api_url
+        _drain_prefect_workers()
     finally:
         os.environ.pop("PREFECT_API_URL", None)
         _stop_group(server)
 
 
-def _stop_group(process: subprocess.Popen, grace: float = 15.0) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
+def _drain_prefect_workers() -> None:
+    """Sends this process's queued Prefect logs and events while the server still answers
+    (otherwise they are flushed at exit, into a closed port, with an error on stderr)."""
+    if "prefect" not in sys.modules:
+        return
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+    EventsWorker.drain_all(timeout=10)
+
+
+def _group_alive(pgid: int) -> bool:
     try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _stop_group(process: subprocess.Popen, grace: float = 15.0) -> None:
+    """Stops a process and everything in its group (`prefect server start` runs uvicorn as a
+    child), waiting until the whole group is gone."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=grace)
+            os.killpg(process.pid, sig)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            process.poll()  # reaps the leader once it exits
+            if not _group_alive(process.pid):
+                return
+            time.sleep(0.1)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -240,7 +264,7 @@ def simulator(_simulator: LLMSimulator, monkeypatch: pytest.MonkeyPatch) -> LLMS
 @pytest.fixture
 def api(database_url: str, simulator: LLMSimulator) -> Iterator[str]:
     """The API served by uvicorn in a thread on a free loopback port; its base URL."""
-    sock = socket.socket()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY
     sock.bind(("127.0.0.1", 0))
     app = create_app(Settings.from_env())
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))

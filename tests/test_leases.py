@@ -21,7 +21,7 @@ from flows.grading import grade_pending, grade_submission
 from grader import store
 from grader.db import open_async_pool
 from grader.errors import GraderError, LeaseLostError, NotFoundError
-from grader.models import CriterionScore, Grade
+from grader.records import CriterionScore, Grade
 from grader.settings import Settings
 from grader.simulator import LLMSimulator
 from tests.conftest import run_cli

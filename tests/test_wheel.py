@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -27,10 +28,19 @@ def _run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A virtualenv with the wheel installed; its bin folder."""
     root = tmp_path_factory.mktemp("wheel")
+    # built from a copy, so that the build writes nothing into this tree (two runs may share it)
+    source = root / "source"
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache", "results"
+        ),
+    )
     built = _run(
         [
             *(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"),
-            *("--wheel-dir", str(root / "dist"), str(REPO)),
+            *("--wheel-dir", str(root / "dist"), str(source)),
         ]
     )
     assert built.returncode == 0, built.stderr[-3000:]

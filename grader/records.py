@@ -1,0 +1,134 @@
+"""The records a caller reads: a job's status and its grade, in the one shape they have
+everywhere. parse-score writes a Grade (without an id), persist-result stores it, a status check
+reads it back (with its id), the CLI prints it, and the HTTP API serves it (its response models
+are derived from these classes).
+
+Plain dataclasses, not Pydantic models: `grader status` reads them, and a command that prints a
+status should not pay for importing Pydantic. The values computed from the fields (a grade's
+total, whether it is simulated; a job's duration) are properties, listed in COMPUTED, and
+included by `to_dict()`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+SIMULATED_MODEL_PREFIX = "simulated:"
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class CriterionScore:
+    key: str
+    name: str
+    score: int
+    max_points: int
+    justification: str
+
+
+@dataclass(frozen=True)
+class Grade:
+    """A grade checked against its rubric: a score per criterion, the model's feedback, and
+    what it cost."""
+
+    COMPUTED: ClassVar[tuple[str, ...]] = (
+        "total_score",
+        "max_score",
+        "simulated",
+        "possible_prompt_injection",
+    )
+
+    criteria: tuple[CriterionScore, ...]
+    feedback: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    model_attempts: int
+    cost_usd: float | None = None  # USD; None when the price table has no price for the model
+    injection_signals: tuple[str, ...] = ()  # grader.injection's signals found in the essay
+    grade_id: UUID | None = None  # set once the grade is stored
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Grade:
+        """A stored grade (criteria as the JSON list persist-result wrote)."""
+        return cls(
+            criteria=tuple(CriterionScore(**c) for c in row["criteria"]),
+            feedback=row["feedback"],
+            model=row["model"],
+            prompt_tokens=row["prompt_tokens"],
+            completion_tokens=row["completion_tokens"],
+            model_attempts=row["model_attempts"],
+            cost_usd=row["cost_usd"],
+            injection_signals=tuple(row["injection_signals"]),
+            grade_id=row["grade_id"],
+        )
+
+    @property
+    def total_score(self) -> int:
+        return sum(c.score for c in self.criteria)
+
+    @property
+    def max_score(self) -> int:
+        return sum(c.max_points for c in self.criteria)
+
+    @property
+    def simulated(self) -> bool:
+        """True when the built-in simulator, not a model, made up the scores."""
+        return self.model.startswith(SIMULATED_MODEL_PREFIX)
+
+    @property
+    def possible_prompt_injection(self) -> bool:
+        """The essay seems to address the grader: a person should review this grade."""
+        return bool(self.injection_signals)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), **{name: getattr(self, name) for name in self.COMPUTED}}
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A job as a caller sees it: status (pending, processing, completed, failed or
+    cancelled), timestamps, attempts, error, why a pending job waits (a spending cap), and,
+    once completed, its grade."""
+
+    COMPUTED: ClassVar[tuple[str, ...]] = ("duration_seconds",)
+
+    task_id: UUID
+    status: str
+    submission_id: UUID | None
+    attempts: int
+    error_message: str | None
+    created_at: datetime
+    started_at: datetime | None
+    updated_at: datetime
+    completed_at: datetime | None
+    flow_run_id: UUID | None
+    paused_reason: str | None = None
+    grade: Grade | None = field(default=None)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.completed_at is None:
+            return None
+        return (self.completed_at - self.created_at).total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ids and times as strings, the grade with its computed values."""
+        data = {
+            **asdict(self),
+            "duration_seconds": self.duration_seconds,
+            "grade": self.grade.to_dict() if self.grade else None,
+        }
+        return json.loads(json.dumps(data, default=_json_value))
+
+
+def _json_value(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
