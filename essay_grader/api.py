@@ -12,14 +12,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 import typing
+from functools import cache
+from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
+import fastapi_offline
 import psycopg
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -231,6 +236,38 @@ class RequestLimits:
 
 # --- the app -------------------------------------------------------------------------------
 
+REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+_DOCS_ASSETS = "/static-offline-docs"  # where fastapi_offline serves its files
+
+
+@cache
+def _redoc_bundle() -> str:
+    """ReDoc's bundle as fastapi_offline ships it, but for the one address it would still fetch
+    from a CDN (Redocly's logo under the menu): that one points at a file served here."""
+    bundle = Path(fastapi_offline.__file__).parent / "static" / "redoc.standalone.js"
+    return bundle.read_text(encoding="utf-8").replace(REDOC_LOGO, f"{_DOCS_ASSETS}/favicon.png")
+
+
+def _serve_redoc_offline(app: FastAPI) -> None:
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url="/redoc-assets/redoc.standalone.js",
+            redoc_favicon_url=f"{_DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
+
+    @app.get("/redoc-assets/redoc.standalone.js", include_in_schema=False)
+    def redoc_bundle() -> Response:
+        return Response(
+            _redoc_bundle(),
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+
 _bearer = HTTPBearer(auto_error=False, description="an API key from `grader api-key create`")
 
 
@@ -269,7 +306,10 @@ def _link(operation_id: str, **values: Any) -> dict[str, Any]:
 def create_app(settings: Settings) -> FastAPI:
     """The app for `settings`; its client (and connection pool) is built on the first request
     that needs it."""
-    app = FastAPI(
+    # Swagger UI and ReDoc from assets that ship in a package, not from a CDN: /docs and /redoc
+    # work offline
+    app = FastAPIOffline(
+        redoc_url=None,  # ours, below
         title="Essay grader",
         version="1",
         description="Grade essays in the background: POST a submission, POST a grading job, "
@@ -277,6 +317,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.client = GraderClient(settings)
     _install_error_handlers(app)
+    _serve_redoc_offline(app)
 
     @app.get(
         "/healthz",

@@ -12,6 +12,9 @@ OFFLINE = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+    # The v2 UI requests an outside analytics host on every page, analytics off or not; the v1
+    # UI (the default for a browser with no saved preference when this is false) requests none.
+    "PREFECT_SERVER_UI_V2_ENABLED": "false",
 }
 
 

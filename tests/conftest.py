@@ -63,6 +63,7 @@ import uvicorn  # noqa: E402
 
 import essay_grader.client  # noqa: E402
 from essay_grader.api import create_app  # noqa: E402
+from essay_grader.stack import alive  # noqa: E402
 from grader import db  # noqa: E402
 from grader.migrate import migrate  # noqa: E402
 from grader.settings import Settings  # noqa: E402
@@ -183,14 +184,6 @@ def _drain_prefect_workers() -> None:
     EventsWorker.drain_all(timeout=10)
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def _stop_group(process: subprocess.Popen, grace: float = 15.0) -> None:
     """Stops a process and everything in its group (`prefect server start` runs uvicorn as a
     child), waiting until the whole group is gone."""
@@ -200,7 +193,7 @@ def _stop_group(process: subprocess.Popen, grace: float = 15.0) -> None:
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
             process.poll()  # reaps the leader once it exits
-            if not _group_alive(process.pid):
+            if not alive(process.pid):
                 return
             time.sleep(0.1)
 
@@ -276,6 +269,76 @@ def api(database_url: str, simulator: LLMSimulator) -> Iterator[str]:
     server.should_exit = True
     thread.join(timeout=10)
     sock.close()
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; `make test` installs it when missing
+# As the machine's notes advise: without the background-networking flags Chromium itself calls
+# out (component updates, Google's hosts), which would hide what a page requests.
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # tests run as root
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium driven by Playwright (never Playwright's own browser download)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+class PageWatch:
+    """What a page did: every request's URL, console errors, uncaught exceptions, and the
+    responses that failed (by URL: a console error does not say which)."""
+
+    def __init__(self, page) -> None:
+        self.page = page
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        self.failed: list[str] = []
+        page.on("request", lambda request: self.requests.append(request.url))
+        page.on(
+            "response",
+            lambda response: (
+                self.failed.append(f"{response.status} {response.request.method} {response.url}")
+                if response.status >= 400
+                else None
+            ),
+        )
+        page.on(
+            "console",
+            lambda message: (
+                self.errors.append(f"{message.text} ({message.location.get('url')})")
+                if message.type == "error"
+                else None
+            ),
+        )
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def outside_requests(self) -> list[str]:
+        """Requests that leave this machine (anything but 127.0.0.1, data: and blob:)."""
+        local = ("http://127.0.0.1:", "data:", "blob:", "about:")
+        return [url for url in self.requests if not url.startswith(local)]
+
+
+@pytest.fixture
+def watched_page(browser):
+    """A fresh page (its own context: no cookies, no saved UI preference) and its watch."""
+    context = browser.new_context()
+    page = context.new_page()
+    yield PageWatch(page)
+    context.close()
 
 
 def cli_command(*args: str) -> list[str]:
