@@ -92,9 +92,19 @@ class GraderClient:
         with self.pool.connection() as conn:
             rubric_id = self._rubric_id(conn, rubric) if rubric is not None else None
             task_id, created = store.create_grading_task(conn, submission_id, rubric_id, api_key_id)
-        if created and handoff.enabled(self.settings):
+            grader = self._who_grades(conn) if created else None
+        if grader == "prefect":
             handoff.hand_off(self.settings, task_id)
         return task_id
+
+    def _who_grades(self, conn: psycopg.Connection) -> str:
+        """Who grades a job that is pending: the one place this is decided. A listening worker
+        (grade-on-arrival) if one is alive: it heard the job's notification and takes it at
+        once. Else the Prefect deployment a new job is handed to, if one is configured. Else
+        nobody but this process: `grade_job` grades it here."""
+        if store.listener_alive(conn):
+            return "listener"
+        return "prefect" if handoff.enabled(self.settings) else "here"
 
     def check_grading_status(
         self, task_id: UUID | str, *, api_key_id: UUID | None = None
@@ -164,14 +174,14 @@ class GraderClient:
     def grade_job(
         self, task_id: UUID | str, timeout: float = 300.0, poll_interval: float = 2.0
     ) -> JobStatus:
-        """Waits for a job's grade. With no Prefect deployment to hand jobs to, nobody else
-        will grade it: a pending job is graded here, in this process, by the same flow a
-        worker runs. The one place this decision is made (`grader grade --wait` uses it)."""
+        """Waits for a job's grade. When no worker will take it (`_who_grades`), a pending job
+        is graded here, in this process, by the same flow a worker runs (`grader grade --wait`
+        and `grade_submission` both come here)."""
         task_id = store.parse_uuid(task_id, "task")
-        if (
-            not handoff.enabled(self.settings)
-            and self.check_grading_status(task_id).status == "pending"
-        ):
+        with self.pool.connection() as conn:
+            here = store.task_status(conn, task_id).status == "pending"
+            here = here and self._who_grades(conn) == "here"
+        if here:
             self.settings.require_model()
             from flows.grading import grade_submission  # Prefect: only on this path
 

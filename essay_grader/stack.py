@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -54,7 +55,7 @@ class StackOptions:
     host: str = "127.0.0.1"
     port: int = 4200
     pool: str = "grading"
-    simulator_port: int = 8900
+    simulator_port: int = 0  # 0: a free one (two stacks on one machine must not collide)
 
 
 def _state_file(settings: Settings) -> Path:
@@ -77,6 +78,13 @@ def running_stack(settings: Settings) -> dict | None:
         return None
     state = json.loads(path.read_text())
     return state if all(alive(pid) for pid in state["pids"].values()) else None
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _healthy(api_url: str) -> bool:
@@ -198,11 +206,19 @@ def up(settings: Settings, options: StackOptions, say) -> dict:
         )
         if settings.model_rpm:
             _rate_limit_model_calls(prefect, settings.model_rpm, base_env, logs)
+        # the first listener now, not at the schedule's next tick (up to 10 minutes away)
+        _run(
+            [prefect, "deployment", "run", "grade-on-arrival/grade-on-arrival"],
+            base_env,
+            "starting grade-on-arrival",
+            logs,
+        )
         say(f"  work pool and deployments      {time.monotonic() - t0:5.1f}s")
 
         worker_env = {**base_env, "DATABASE_URL": grader_url, "PREFECT_WORKER_QUERY_SECONDS": "2"}
         simulated = settings.simulated
         if simulated:
+            simulator_port = options.simulator_port or free_port()
             sim = _spawn(
                 "simulator",
                 [
@@ -211,7 +227,7 @@ def up(settings: Settings, options: StackOptions, say) -> dict:
                     "essay_grader.cli",
                     "simulate-llm",
                     "--port",
-                    str(options.simulator_port),
+                    str(simulator_port),
                     "--latency-ms",
                     "800",
                 ],
@@ -219,7 +235,7 @@ def up(settings: Settings, options: StackOptions, say) -> dict:
                 logs,
             )
             pids["simulator"] = sim.pid
-            worker_env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{options.simulator_port}/v1"
+            worker_env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{simulator_port}/v1"
         t0 = time.monotonic()
         worker = _spawn(
             "worker", [prefect, "worker", "start", "--pool", options.pool], worker_env, logs

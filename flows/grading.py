@@ -6,6 +6,10 @@ then run the same four tasks per job; the database, not Prefect's queue, makes a
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 import psycopg
@@ -121,6 +125,11 @@ def _grade_summary(status: JobStatus) -> str:
     return "\n".join(lines)
 
 
+def _score_line(status: JobStatus) -> str:
+    grade = status.grade
+    return f"{grade.total_score}/{grade.max_score}" + (" (SIMULATED)" if grade.simulated else "")
+
+
 def _grade_run_name() -> str:
     return f"grade-{str(flow_run.parameters['task_id'])[:8]}"
 
@@ -140,47 +149,121 @@ async def grade_submission(task_id: UUID) -> State:
         outcome = await grade_claimed_job(ctx, call_openai_for(settings), job)
         status = await store.fetch_task_status(ctx.pool, task_id)
     if outcome == "completed":
+        score = _score_line(status)
         await acreate_markdown_artifact(
             key=f"grade-{str(task_id)[:8]}",
             markdown=_grade_summary(status),
-            description="Scores and timings of one grading job (no essay text)",
+            description=f"Grade {score}",
         )
-        return Completed(message=f"task {task_id} completed")
+        return Completed(message=f"graded {score}")
     return Failed(message=f"task {task_id} {outcome}: {status.error_message or ''}".strip())
+
+
+async def _grade_as_claimed(
+    ctx: RunContext,
+    concurrency: int,
+    limit: int,
+    batch: int,
+    more_work: Callable[[], Awaitable[bool]] | None = None,
+) -> dict[str, int]:
+    """Claims pending jobs as slots free up (SKIP LOCKED: concurrent runs never share a job, and
+    no lease ticks while a job waits for a slot) and grades each as it is claimed; at most
+    `limit` jobs, claimed `batch` at a time at the least (unless nothing is in flight). When
+    nothing is pending, returns; or, with `more_work`, waits on it while slots are free (a
+    notification, a finished job, or its timeout) and returns once it says False."""
+    call_openai = call_openai_for(ctx.settings)
+    outcomes = {"completed": 0, "failed": 0, "lost": 0}
+    claimed = 0
+    in_flight: set[asyncio.Task[str]] = set()
+    listening = more_work is not None
+    while True:
+        free = min(concurrency - len(in_flight), limit - claimed)
+        if free > 0 and (free >= min(batch, limit - claimed) or not in_flight):
+            for job in await claim_pending(ctx, free):
+                claimed += 1
+                in_flight.add(asyncio.create_task(grade_claimed_job(ctx, call_openai, job)))
+        waiters: set[asyncio.Future] = set(in_flight)
+        more = None
+        if listening and len(in_flight) < concurrency and claimed < limit:
+            more = asyncio.ensure_future(more_work())
+            waiters.add(more)
+        if not waiters:
+            break
+        finished, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if more is not None and more not in finished:
+            more.cancel()
+            await asyncio.gather(more, return_exceptions=True)
+        elif more is not None and not more.result():
+            listening = False  # its time is up: finish what is in flight, claim nothing more
+            limit = claimed
+        for done in finished & in_flight:
+            outcomes[done.result()] += 1
+        in_flight -= finished
+    return outcomes
 
 
 @flow(name="grade-pending", on_crashed=[_release_on_crash])
 async def grade_pending(limit: int = 100, concurrency: int = 10) -> dict[str, int]:
-    """Grades up to `limit` pending jobs, `concurrency` at a time, oldest first. Claims as
-    capacity frees up (SKIP LOCKED), so concurrent batch runs and on-demand runs never share a
-    job, and no lease ticks while a job waits for a slot."""
+    """Grades up to `limit` pending jobs, `concurrency` at a time, oldest first, then ends."""
     if limit < 1 or not 1 <= concurrency <= 1000:
         raise GraderError("limit must be at least 1 and concurrency between 1 and 1000")
     settings = settings_for_run()
-    call_openai = call_openai_for(settings)
-    outcomes = {"completed": 0, "failed": 0, "lost": 0}
-    claimed = 0
-    in_flight: set[asyncio.Task[str]] = set()
     async with open_run_context(settings, min(concurrency + 1, 20), flow_run.id) as ctx:
         await reap_expired_leases(ctx)
         # Claim in micro-batches: a claim is a task run (an API round trip or two), so wait
         # until a quarter of the slots (at most 10) are free rather than claiming job by job.
         batch = max(1, min(concurrency // 4, 10))
-        while True:
-            free = min(concurrency - len(in_flight), limit - claimed)
-            if free > 0 and (free >= min(batch, limit - claimed) or not in_flight):
-                for job in await claim_pending(ctx, free):
-                    claimed += 1
-                    in_flight.add(asyncio.create_task(grade_claimed_job(ctx, call_openai, job)))
-            if not in_flight:
-                break
-            finished, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-            for done in finished:
-                outcomes[done.result()] += 1
+        outcomes = await _grade_as_claimed(ctx, concurrency, limit, batch)
     await acreate_table_artifact(
         key="grade-pending-batch",
         table=[{"outcome": name, "jobs": count} for name, count in outcomes.items()],
         description=f"Jobs graded by one grade-pending run (limit {limit}, concurrency "
         f"{concurrency})",
+    )
+    return outcomes
+
+
+# A missed notification (a listening connection that blinked) costs at most this long.
+ARRIVAL_POLL_SECONDS = 5.0
+
+
+def _next_boundary(minutes: float, now: float) -> float:
+    """The end of the current `minutes`-long period of the wall clock: a listener ends there,
+    as its schedule starts the next, so that listeners follow each other without drifting."""
+    period = minutes * 60
+    return (now // period + 1) * period
+
+
+@flow(name="grade-on-arrival", on_crashed=[_release_on_crash])
+async def grade_on_arrival(concurrency: int = 20, minutes: float = 10.0) -> dict[str, int]:
+    """Grades each job the moment it becomes pending, `concurrency` at a time: listens for the
+    trigger's notification (PostgreSQL LISTEN/NOTIFY) and claims at once, with the same four
+    tasks per job as every grade. Runs until the end of the current `minutes`-long period of
+    the clock, when its schedule starts the next listener; while it listens, triggers hand
+    nothing to Prefect (grader.listeners shows it is alive)."""
+    if not 1 <= concurrency <= 1000 or minutes <= 0:
+        raise GraderError("concurrency must be between 1 and 1000 and minutes more than 0")
+    settings = settings_for_run()
+    deadline = _next_boundary(minutes, time.time())
+    async with (
+        open_run_context(settings, min(concurrency + 1, 20), flow_run.id) as ctx,
+        store.listening_for_pending(ctx.settings, ctx.settings.worker_id, ctx.flow_run_id) as heard,
+    ):
+        await reap_expired_leases(ctx)
+
+        async def more_work() -> bool:
+            left = deadline - time.time()
+            if left <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(heard.wait(), min(ARRIVAL_POLL_SECONDS, left))
+            heard.clear()
+            return True
+
+        outcomes = await _grade_as_claimed(ctx, concurrency, sys.maxsize, 1, more_work)
+    await acreate_table_artifact(
+        key="grade-on-arrival",
+        table=[{"outcome": name, "jobs": count} for name, count in outcomes.items()],
+        description=f"Jobs graded on arrival by one listener ({minutes:g} minutes)",
     )
     return outcomes

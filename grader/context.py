@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
+from uuid import UUID
 
 import openai
 from psycopg_pool import AsyncConnectionPool
@@ -23,6 +24,7 @@ class RunContext:
     pool: AsyncConnectionPool = field(repr=False)
     llm: openai.AsyncOpenAI | None = field(repr=False)  # None in runs that call no model
     prices: Prices = field(repr=False)
+    flow_run_id: UUID | None = None  # recorded on the jobs this run claims in bulk
 
 
 @asynccontextmanager
@@ -38,4 +40,4 @@ async def open_run_context(
     async with AsyncExitStack() as stack:
         llm = await stack.enter_async_context(model_client(settings)) if model else None
         pool = await stack.enter_async_context(open_async_pool(settings, max_size=pool_size))
-        yield RunContext(settings, pool, llm, prices)
+        yield RunContext(settings, pool, llm, prices, UUID(str(run_id)) if run_id else None)

@@ -10,8 +10,12 @@ beyond naming which statement to run.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import io
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -20,7 +24,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from grader.db import query
+from grader.db import database_url, query
 from grader.errors import GraderError, LeaseLostError, NotFoundError
 from grader.records import Grade, JobStatus
 
@@ -256,11 +260,66 @@ async def claim_task(
 
 
 async def claim_pending_tasks(
-    pool: AsyncConnectionPool, limit: int, settings: Settings
+    pool: AsyncConnectionPool, limit: int, settings: Settings, flow_run_id: UUID | None = None
 ) -> list[ClaimedJob]:
+    """pending -> processing for up to `limit` of the oldest pending jobs; `flow_run_id` (the
+    claiming flow run) is recorded on each."""
     async with pool.connection() as conn:
-        cur = await conn.execute(query("claim_pending_tasks"), {"limit": limit, **_lease(settings)})
+        cur = await conn.execute(
+            query("claim_pending_tasks"),
+            {"limit": limit, "flow_run_id": flow_run_id, **_lease(settings)},
+        )
         return [_claimed(row) for row in await cur.fetchall()]
+
+
+# A listening worker beats its heart this often; one unheard for LISTENER_ALIVE_SECONDS is gone.
+LISTENER_HEARTBEAT_SECONDS = 5.0
+LISTENER_ALIVE_SECONDS = 15.0
+
+
+def listener_alive(conn: psycopg.Connection) -> bool:
+    """Whether a grade-on-arrival worker is listening: it takes a new job the moment it is
+    committed, so the trigger hands nothing to Prefect."""
+    row = conn.execute(query("listener_alive"), {"within_seconds": LISTENER_ALIVE_SECONDS})
+    return row.fetchone()["alive"]
+
+
+@asynccontextmanager
+async def listening_for_pending(
+    settings: Settings, worker_id: str, flow_run_id: UUID | None
+) -> AsyncIterator[asyncio.Event]:
+    """While the block runs, this worker listens for jobs that become pending and beats its
+    heart in grader.listeners. Yields an event set by every notification (the caller clears
+    it). The heartbeat row goes when the block ends, or goes stale if the process dies."""
+    url = database_url(settings)
+    ids = {"worker_id": worker_id, "flow_run_id": flow_run_id}
+    arrived = asyncio.Event()
+    async with (
+        await psycopg.AsyncConnection.connect(url, autocommit=True) as listening,
+        await psycopg.AsyncConnection.connect(url, autocommit=True) as beat,
+    ):
+
+        async def hear() -> None:
+            async for _ in listening.notifies():
+                arrived.set()
+
+        async def heartbeat() -> None:
+            while True:
+                await asyncio.sleep(LISTENER_HEARTBEAT_SECONDS)
+                with contextlib.suppress(psycopg.OperationalError):  # a missed beat is allowed
+                    await beat.execute(query("listener_heartbeat"), ids)
+
+        await listening.execute(query("listen_task_pending"))
+        await beat.execute(query("listener_heartbeat"), ids)
+        helpers = [asyncio.create_task(hear()), asyncio.create_task(heartbeat())]
+        try:
+            yield arrived
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            with contextlib.suppress(psycopg.OperationalError):
+                await beat.execute(query("listener_gone"), ids)
 
 
 async def fetch_task_status(pool: AsyncConnectionPool, task_id: UUID) -> JobStatus:

@@ -30,7 +30,16 @@ from pathlib import Path
 
 import pytest
 
+from essay_grader.stack import alive, free_port
+
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="grader-tests-"))
+
+# The session's Prefect server (the prefect_api fixture starts it on this port). Prefect reads
+# its settings once, when first imported (collecting a test module imports the flows), so
+# PREFECT_API_URL is set now: every thread of this process, and every process it starts, uses
+# that server, never a temporary one of its own.
+PREFECT_PORT = free_port()
+PREFECT_API_URL = f"http://127.0.0.1:{PREFECT_PORT}/api"
 
 # Before any Prefect import: a private Prefect home, offline, and fast retries so that retry
 # paths run in milliseconds (flows read the policy when they start). No hand-off: the session's
@@ -43,15 +52,10 @@ os.environ.update(
         "GRADER_MODEL_RETRIES": "4",
         "GRADER_REQUEST_TIMEOUT": "2",
         "GRADER_DEPLOYMENT": "",
+        "PREFECT_API_URL": PREFECT_API_URL,
     }
 )
-for name in (
-    "DATABASE_URL",
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "GRADER_MODEL",
-    "PREFECT_API_URL",
-):
+for name in ("DATABASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "GRADER_MODEL"):
     os.environ.pop(name, None)
 
 from essay_grader.prefect_setup import configure_prefect  # noqa: E402
@@ -63,7 +67,6 @@ import uvicorn  # noqa: E402
 
 import essay_grader.client  # noqa: E402
 from essay_grader.api import create_app  # noqa: E402
-from essay_grader.stack import alive  # noqa: E402
 from grader import db  # noqa: E402
 from grader.migrate import migrate  # noqa: E402
 from grader.settings import Settings  # noqa: E402
@@ -105,12 +108,6 @@ def pg_admin_url(pg_server) -> Iterator[str]:
     yield url
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _healthy(api_url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{api_url}/health", timeout=5) as response:
@@ -125,15 +122,14 @@ PREFECT_START_SECONDS = 300  # a deadline for a server that never comes up, not 
 
 @pytest.fixture(scope="session", autouse=True)
 def prefect_api(pg_admin_url: str) -> Iterator[str]:
-    """One Prefect server for the session, on the tests' PostgreSQL, set as PREFECT_API_URL.
-    Waits until it answers (or its process dies, or a generous deadline passes)."""
+    """One Prefect server for the session, on the tests' PostgreSQL, at PREFECT_API_URL. Waits
+    until it answers (or its process dies, or a generous deadline passes)."""
     from essay_grader.prefect_setup import OFFLINE
     from essay_grader.stack import prefect_database_url
 
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {PREFECT_TEST_DATABASE} WITH (FORCE)")
-    port = _free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
+    port, api_url = PREFECT_PORT, PREFECT_API_URL
     log_path = _SESSION_DIR / "prefect-server.log"
     env = {
         **os.environ,
@@ -164,11 +160,9 @@ def prefect_api(pg_admin_url: str) -> Iterator[str]:
                     f"the session's Prefect server did not start:\n{log_path.read_text()[-3000:]}"
                 )
             time.sleep(0.5)
-        os.environ["PREFECT_API_URL"] = api_url
         yield api_url
         _drain_prefect_workers()
     finally:
-        os.environ.pop("PREFECT_API_URL", None)
         _stop_group(server)
 
 
@@ -203,13 +197,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     (a server, a worker) would otherwise outlive the suite and load the next run."""
     import psutil
 
-    leftovers = psutil.Process().children(recursive=True)
-    for process in leftovers:
+    leftovers = []
+    for process in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.NoSuchProcess):
+            leftovers.append(" ".join(process.cmdline())[:200])
             process.kill()
     if leftovers:
-        names = ", ".join(sorted({p.name() for p in leftovers if p.is_running()} or {"?"}))
-        print(f"\nconftest: killed {len(leftovers)} process(es) left behind: {names}")
+        print(f"\nconftest: killed {len(leftovers)} process(es) left behind:")
+        print("\n".join(f"  {command}" for command in leftovers))
 
 
 @pytest.fixture

@@ -229,3 +229,39 @@ def test_batch_respects_limit_and_concurrency(
     # never more than three model calls in flight at once
     starts = sorted(r.at for r in simulator.requests)
     assert all(b - a >= 0.15 for a, b in zip(starts, starts[3:], strict=False))
+
+
+def test_a_listener_grades_each_job_the_moment_it_is_triggered(
+    conn: psycopg.Connection, simulator: LLMSimulator
+) -> None:
+    """grade-on-arrival hears the trigger's notification and claims the job itself: the job
+    records the listener's flow run, and a client waiting for the grade leaves it to the
+    listener instead of grading it here (which would record no flow run)."""
+    from essay_grader import GraderClient
+    from flows.grading import grade_on_arrival
+    from grader.settings import Settings
+
+    client = GraderClient(Settings.from_env())
+
+    async def scenario():
+        listener = asyncio.ensure_future(grade_on_arrival(concurrency=4, minutes=0.5))
+        while not conn.execute("SELECT count(*) AS n FROM grader.listeners").fetchone()["n"]:
+            assert not listener.done(), listener.result()  # it ended before it listened
+            await asyncio.sleep(0.05)  # until it listens (its heartbeat row)
+        task_ids = [
+            await asyncio.to_thread(client.start_grading_job, client.submit_essay(f"{ESSAY} {i}"))
+            for i in range(3)
+        ]
+        statuses = [await asyncio.to_thread(client.grade_job, t, 60) for t in task_ids]
+        outcomes = await listener
+        return statuses, outcomes
+
+    statuses, outcomes = asyncio.run(scenario())
+    listener_run = conn.execute("SELECT flow_run_id FROM grader.background_tasks LIMIT 1")
+    assert outcomes == {"completed": 3, "failed": 0, "lost": 0}
+    assert all(s.status == "completed" and s.attempts == 1 for s in statuses)
+    run_ids = {s.flow_run_id for s in statuses}
+    assert len(run_ids) == 1 and None not in run_ids, run_ids
+    assert listener_run.fetchone()["flow_run_id"] in run_ids
+    # the listener is gone: its heartbeat row with it
+    assert conn.execute("SELECT count(*) AS n FROM grader.listeners").fetchone()["n"] == 0

@@ -5,25 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from uuid import UUID
 
+import psycopg
 import pytest
 
 from essay_grader import check_grading_status, start_grading_job, submit_essay, wait_for_grade
-from essay_grader.stack import alive
+from essay_grader.stack import alive, free_port
 from grader import handoff
 from grader.settings import Settings
 from tests.conftest import PageWatch, run_cli
 
 ESSAY = "Schools should start later.\n\nTeenagers sleep later and learn better after nine."
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _stack_env(home: Path) -> dict[str, str | None]:
@@ -36,11 +33,14 @@ def _stack_env(home: Path) -> dict[str, str | None]:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     home = tmp_path_factory.mktemp("stack-home")
     env = _stack_env(home)
-    up = run_cli("up", "--port", str(_free_port()), "--json", env=env, timeout=240)
+    up = run_cli("up", "--port", str(free_port()), "--json", env=env, timeout=240)
     assert up.returncode == 0, up.stderr + (home / "logs" / "setup.log").read_text()
-    state = json.loads(up.stdout)
+    state = {**json.loads(up.stdout), "home": home}
+    # No scheduled listener may start in the middle of a test that needs none; tests start and
+    # stop the listener themselves (`grader up` started the first one).
+    asyncio.run(_prefect(state["api_url"], _pause_listener_schedule))
     try:
-        yield {**state, "home": home}
+        yield state
     finally:
         down = run_cli("down", env=env, timeout=120)
         assert down.returncode == 0, down.stderr
@@ -58,6 +58,77 @@ def on_stack(stack: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
     return stack
 
 
+LISTENER = "grade-on-arrival/grade-on-arrival"
+
+
+async def _pause_listener_schedule(client) -> None:
+    await client.pause_deployment((await client.read_deployment_by_name(LISTENER)).id)
+
+
+def _listener_rows(stack: dict) -> list[dict]:
+    with psycopg.connect(stack["database_url"], row_factory=psycopg.rows.dict_row) as conn:
+        return conn.execute("SELECT * FROM grader.listeners").fetchall()
+
+
+def _wait_for_listener(stack: dict) -> UUID:
+    """The flow run id of the grade-on-arrival run that listens, once its heartbeat row is
+    there (the worker takes a few seconds to start it)."""
+    deadline = time.monotonic() + 180
+    while not (rows := _listener_rows(stack)):
+        assert time.monotonic() < deadline, "no listener after 180 s"
+        time.sleep(0.2)
+    return rows[0]["flow_run_id"]
+
+
+def _start_listener(stack: dict) -> UUID:
+    """A listening grade-on-arrival run (a new one unless one listens); its flow run id."""
+    if not _listener_rows(stack):
+        from prefect.deployments import arun_deployment
+
+        async def start(client):
+            return await arun_deployment(LISTENER, client=client, timeout=0)
+
+        asyncio.run(_prefect(stack["api_url"], start))
+    return _wait_for_listener(stack)
+
+
+def _stop_listener(stack: dict) -> None:
+    """Cancels the listening runs (the worker stops their processes) and forgets their
+    heartbeat rows, so that new jobs are handed to Prefect again."""
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Cancelling
+
+    live = [StateType.RUNNING, StateType.PENDING, StateType.SCHEDULED, StateType.CANCELLING]
+
+    async def cancel(client) -> int:
+        runs = await client.read_flow_runs(
+            deployment_filter=DeploymentFilter(
+                name=DeploymentFilterName(any_=["grade-on-arrival"])
+            ),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=live))
+            ),
+        )
+        for run in runs:
+            if run.state.type != StateType.CANCELLING:
+                await client.set_flow_run_state(run.id, Cancelling(), force=True)
+        return len(runs)
+
+    deadline = time.monotonic() + 120
+    while asyncio.run(_prefect(stack["api_url"], cancel)):
+        assert time.monotonic() < deadline, "the listener did not stop within 120 s"
+        time.sleep(0.5)
+    with psycopg.connect(stack["database_url"], autocommit=True) as conn:
+        conn.execute("DELETE FROM grader.listeners")
+
+
 async def _prefect(api_url: str, fn):
     from prefect.client.orchestration import PrefectClient
 
@@ -71,6 +142,7 @@ def test_up_deploys_every_deployment_with_its_schedule(stack: dict) -> None:
 
     deployments = {d.name: d for d in asyncio.run(_prefect(stack["api_url"], read))}
     assert set(deployments) == {
+        "grade-on-arrival",
         "grade-submission",
         "grade-pending",
         "weekly-metrics-report",
@@ -78,15 +150,20 @@ def test_up_deploys_every_deployment_with_its_schedule(stack: dict) -> None:
     }
     assert all(d.work_pool_name == stack["pool"] for d in deployments.values())
     cron = [s.schedule for s in deployments["grade-pending"].schedules]
-    assert [(c.cron, c.timezone) for c in cron] == [("*/5 * * * *", "UTC")]
+    assert [(c.cron, c.timezone) for c in cron] == [("*/30 * * * *", "UTC")]
     assert deployments["grade-pending"].parameters == {"limit": 500, "concurrency": 20}
     weekly = deployments["weekly-metrics-report"].schedules[0].schedule
     assert (weekly.cron, weekly.timezone) == ("0 6 * * 1", "UTC")
     interval = deployments["reap-stuck-tasks"].schedules[0].schedule
-    assert interval.interval.total_seconds() == 60
+    assert interval.interval.total_seconds() == 900
+    listener = deployments["grade-on-arrival"]
+    assert listener.schedules[0].schedule.interval.total_seconds() == 60 * 10
+    assert listener.parameters == {"concurrency": 20, "minutes": 10}
+    assert _wait_for_listener(stack)  # the one `grader up` started
 
 
 def test_five_grades_handed_off_to_the_deployment_complete(on_stack: dict) -> None:
+    _stop_listener(on_stack)  # no listener: each new job is handed to grade-submission
     task_ids = [start_grading_job(submit_essay(f"{ESSAY}\nEssay {i}.")) for i in range(5)]
     statuses = [wait_for_grade(t, timeout=180, poll_interval=1) for t in task_ids]
     assert all(s.status == "completed" and s.grade.simulated for s in statuses)
@@ -109,7 +186,8 @@ def test_five_grades_handed_off_to_the_deployment_complete(on_stack: dict) -> No
 def test_failed_hand_off_leaves_a_pending_job_that_grade_pending_completes(
     on_stack: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{_free_port()}/api")  # Prefect down
+    _stop_listener(on_stack)
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{free_port()}/api")  # Prefect down
     task_id = start_grading_job(submit_essay(ESSAY + "\nPrefect was down."))
     # the hand-off start_grading_job began in the background fails the same way as this one
     assert handoff.hand_off(Settings.from_env(), task_id).result(timeout=30) is None
@@ -138,12 +216,15 @@ def test_cli_in_the_stack_home_uses_the_stack(stack: dict, tmp_path: Path) -> No
     assert result["status"] == "completed" and result["flow_run_id"]
 
 
-def test_grade_from_the_command_line_hands_the_job_off_before_exiting(
-    stack: dict, tmp_path: Path
+@pytest.mark.parametrize("listening", [False, True], ids=["hand-off", "listener"])
+def test_grade_from_the_command_line_is_graded_by_a_worker_at_once(
+    stack: dict, tmp_path: Path, listening: bool
 ) -> None:
-    """`grader grade` without --wait is a short-lived process: its hand-off must be done before
-    it exits (no 'can't register atexit after shutdown'), so a worker grades the job at once
-    rather than the grade-pending sweep minutes later."""
+    """`grader grade` without --wait is a short-lived process. With no listener, its hand-off
+    must be done before it exits (no 'can't register atexit after shutdown'); with one, the
+    listener takes the job the moment it is committed. Either way a worker grades it, not the
+    grade-pending sweep minutes later, and the job names the flow run that graded it."""
+    listener_run = _start_listener(stack) if listening else _stop_listener(stack)
     env = _stack_env(stack["home"])
     essay = tmp_path / "essay.txt"
     essay.write_text(ESSAY + "\nHanded off from a command that exits at once.")
@@ -151,12 +232,15 @@ def test_grade_from_the_command_line_hands_the_job_off_before_exiting(
     graded = run_cli("grade", submission_id, env=env)
     assert graded.returncode == 0 and graded.stderr == "", graded.stderr
     task_id = graded.stdout.strip()
-    status = json.loads(run_cli("status", task_id, "--json", env=env).stdout)
-    assert status["flow_run_id"], "the command exited without handing the job off"
+    if not listening:
+        status = json.loads(run_cli("status", task_id, "--json", env=env).stdout)
+        assert status["flow_run_id"], "the command exited without handing the job off"
     waited = run_cli("grade", submission_id, "--wait", "--json", env=env, timeout=240)
     assert waited.returncode == 0, waited.stderr
     result = json.loads(waited.stdout)
     assert result["task_id"] == task_id and result["status"] == "completed"
+    if listening:
+        assert result["flow_run_id"] == str(listener_run)
 
 
 # Prefect's own UI asks for two files its build does not have (a favicon at the root, and an
@@ -175,9 +259,13 @@ def test_prefect_ui_pages_load_with_nothing_leaving_this_machine(
     """The UI `grader up` serves, in a real browser with no saved UI preference (the v1 UI,
     PREFECT_SERVER_UI_V2_ENABLED=false): every request stays on 127.0.0.1, no console error."""
     page = watched_page.page
-    if path == "/flow-run":  # a grading flow run's page shows the run by its name
+    if path == "/flow-run":  # the page of the run that graded a job shows the run by its name
         status = wait_for_grade(start_grading_job(submit_essay(ESSAY + "\nIn the UI.")), 180)
-        path, visible = f"/runs/flow-run/{status.flow_run_id}", f"grade-{str(status.task_id)[:8]}"
+        # over plain HTTP: Playwright's loop owns this thread, so no asyncio.run here
+        url = f"{on_stack['api_url']}/flow_runs/{status.flow_run_id}"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            run_name = json.load(response)["name"]
+        path, visible = f"/runs/flow-run/{status.flow_run_id}", run_name
     page.goto(on_stack["ui_url"] + path, wait_until="networkidle")
     page.get_by_text(visible).first.wait_for(state="visible", timeout=30_000)
     assert watched_page.outside_requests() == []

@@ -106,7 +106,8 @@ WITH picked AS MATERIALIZED (
 )
 UPDATE grader.background_tasks AS t
 SET status = 'processing', started_at = now(), updated_at = now(), attempts = t.attempts + 1,
-    worker_id = %(worker_id)s, lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+    worker_id = %(worker_id)s, lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
+    flow_run_id = COALESCE(%(flow_run_id)s, t.flow_run_id)
 FROM picked
 WHERE t.task_id = picked.task_id AND t.status = 'pending'
 RETURNING t.task_id, t.attempts, t.input_data;
@@ -232,6 +233,25 @@ WHERE t.task_id = %(task_id)s;
 -- name: listen_task_finished
 -- Subscribe to the notification a trigger sends when a job reaches a terminal status.
 LISTEN grader_task_finished;
+
+-- name: listen_task_pending
+-- Subscribe to the notification a trigger sends when a job becomes pending.
+LISTEN grader_task_pending;
+
+-- name: listener_alive
+-- Whether a listening worker beat its heart in the last `within_seconds`.
+SELECT EXISTS (
+    SELECT 1 FROM grader.listeners WHERE seen_at > now() - make_interval(secs => %(within_seconds)s)
+) AS alive;
+
+-- name: listener_heartbeat
+-- A listening worker says it is alive (and which flow run it is).
+INSERT INTO grader.listeners (worker_id, flow_run_id) VALUES (%(worker_id)s, %(flow_run_id)s)
+ON CONFLICT (worker_id) DO UPDATE SET seen_at = now(), flow_run_id = EXCLUDED.flow_run_id;
+
+-- name: listener_gone
+-- A listening worker stops listening.
+DELETE FROM grader.listeners WHERE worker_id = %(worker_id)s;
 
 -- name: recent_tasks
 -- The newest jobs with their durations so far.
