@@ -280,9 +280,11 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser():
-    """Headless Chromium driven by Playwright (never Playwright's own browser download)."""
+    """Headless Chromium driven by Playwright (never Playwright's own browser download). One
+    per test: Playwright's sync API runs an event loop on this thread while it is open, and the
+    other tests call asyncio.run."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
