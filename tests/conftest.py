@@ -192,13 +192,31 @@ def _stop_group(process: subprocess.Popen, grace: float = 15.0) -> None:
             time.sleep(0.1)
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Whatever a test started and did not stop is stopped here, and named: a leaked process
-    (a server, a worker) would otherwise outlive the suite and load the next run."""
+def _ours(process, roots: tuple[str, ...]) -> bool:
+    """Started by this session: a descendant, or a process (a `grader up` stack detaches from
+    the command that started it) whose command line or GRADER_HOME/PREFECT_HOME is in one of
+    this session's folders."""
     import psutil
 
+    try:
+        if process.pid == os.getpid():
+            return False
+        places = [*process.cmdline(), *process.environ().get("GRADER_HOME", "").split()]
+        return any(f"{root}/" in f"{place}/" for root in roots for place in places)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Whatever a test started and did not stop is stopped here, and named: a leaked process
+    (a server, a worker, a whole stack) would otherwise outlive the suite and load the next."""
+    import psutil
+
+    roots = (str(_SESSION_DIR), str(session.config._tmp_path_factory.getbasetemp()))
+    found = {p.pid: p for p in psutil.Process().children(recursive=True)}
+    found.update({p.pid: p for p in psutil.process_iter() if _ours(p, roots)})
     leftovers = []
-    for process in psutil.Process().children(recursive=True):
+    for process in found.values():
         with contextlib.suppress(psutil.NoSuchProcess):
             leftovers.append(" ".join(process.cmdline())[:200])
             process.kill()

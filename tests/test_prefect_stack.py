@@ -36,10 +36,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     up = run_cli("up", "--port", str(free_port()), "--json", env=env, timeout=240)
     assert up.returncode == 0, up.stderr + (home / "logs" / "setup.log").read_text()
     state = {**json.loads(up.stdout), "home": home}
-    # No scheduled listener may start in the middle of a test that needs none; tests start and
-    # stop the listener themselves (`grader up` started the first one).
-    asyncio.run(_prefect(state["api_url"], _pause_listener_schedule))
-    try:
+    try:  # from here on, whatever fails, `grader down` runs: a stack must not outlive the tests
+        # No scheduled listener may start in the middle of a test that needs none; tests start
+        # and stop the listener themselves (`grader up` started the first one).
+        asyncio.run(_prefect(state["api_url"], _pause_listener_schedule))
         yield state
     finally:
         down = run_cli("down", env=env, timeout=120)
