@@ -235,12 +235,15 @@ def _next_boundary(minutes: float, now: float) -> float:
 
 
 @flow(name="grade-on-arrival", on_crashed=[_release_on_crash])
-async def grade_on_arrival(concurrency: int = 20, minutes: float = 10.0) -> dict[str, int]:
+async def grade_on_arrival(
+    concurrency: int = 20, minutes: float = 10.0, handover_seconds: float = 120.0
+) -> dict[str, int]:
     """Grades each job the moment it becomes pending, `concurrency` at a time: listens for the
     trigger's notification (PostgreSQL LISTEN/NOTIFY) and claims at once, with the same four
     tasks per job as every grade. Runs until the end of the current `minutes`-long period of
-    the clock, when its schedule starts the next listener; while it listens, triggers hand
-    nothing to Prefect (grader.listeners shows it is alive)."""
+    the clock, when its schedule starts the next listener, and on until that one listens (at
+    most `handover_seconds` more), so that no job waits between the two; while it listens,
+    triggers hand nothing to Prefect (grader.listeners shows it is alive)."""
     if not 1 <= concurrency <= 1000 or minutes <= 0:
         raise GraderError("concurrency must be between 1 and 1000 and minutes more than 0")
     settings = settings_for_run()
@@ -252,11 +255,14 @@ async def grade_on_arrival(concurrency: int = 20, minutes: float = 10.0) -> dict
         await reap_expired_leases(ctx)
 
         async def more_work() -> bool:
-            left = deadline - time.time()
-            if left <= 0:
+            now = time.time()
+            if now >= deadline + handover_seconds or (
+                now >= deadline
+                and await store.other_listener_alive(ctx.pool, ctx.settings.worker_id)
+            ):
                 return False
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(heard.wait(), min(ARRIVAL_POLL_SECONDS, left))
+                await asyncio.wait_for(heard.wait(), ARRIVAL_POLL_SECONDS)
             heard.clear()
             return True
 

@@ -284,6 +284,16 @@ def listener_alive(conn: psycopg.Connection) -> bool:
     return row.fetchone()["alive"]
 
 
+async def other_listener_alive(pool: AsyncConnectionPool, worker_id: str) -> bool:
+    """Whether a listener other than `worker_id` is alive (the one that takes over)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            query("other_listener_alive"),
+            {"worker_id": worker_id, "within_seconds": LISTENER_ALIVE_SECONDS},
+        )
+        return (await cur.fetchone())["alive"]
+
+
 @asynccontextmanager
 async def listening_for_pending(
     settings: Settings, worker_id: str, flow_run_id: UUID | None

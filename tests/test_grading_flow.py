@@ -244,7 +244,9 @@ def test_a_listener_grades_each_job_the_moment_it_is_triggered(
     client = GraderClient(Settings.from_env())
 
     async def scenario():
-        listener = asyncio.ensure_future(grade_on_arrival(concurrency=4, minutes=0.5))
+        listener = asyncio.ensure_future(
+            grade_on_arrival(concurrency=4, minutes=0.5, handover_seconds=0)
+        )
         while not conn.execute("SELECT count(*) AS n FROM grader.listeners").fetchone()["n"]:
             assert not listener.done(), listener.result()  # it ended before it listened
             await asyncio.sleep(0.05)  # until it listens (its heartbeat row)

@@ -156,8 +156,9 @@ def test_up_deploys_every_deployment_with_its_schedule(stack: dict) -> None:
     assert (weekly.cron, weekly.timezone) == ("0 6 * * 1", "UTC")
     interval = deployments["reap-stuck-tasks"].schedules[0].schedule
     assert interval.interval.total_seconds() == 900
+    listener = deployments["grade-on-arrival"].schedules[0].schedule
+    assert (listener.cron, listener.timezone) == ("*/10 * * * *", "UTC")
     listener = deployments["grade-on-arrival"]
-    assert listener.schedules[0].schedule.interval.total_seconds() == 60 * 10
     assert listener.parameters == {"concurrency": 20, "minutes": 10}
     assert _wait_for_listener(stack)  # the one `grader up` started
 

@@ -244,6 +244,13 @@ SELECT EXISTS (
     SELECT 1 FROM grader.listeners WHERE seen_at > now() - make_interval(secs => %(within_seconds)s)
 ) AS alive;
 
+-- name: other_listener_alive
+-- Whether another listening worker than this one beat its heart in the last `within_seconds`.
+SELECT EXISTS (
+    SELECT 1 FROM grader.listeners
+    WHERE worker_id <> %(worker_id)s AND seen_at > now() - make_interval(secs => %(within_seconds)s)
+) AS alive;
+
 -- name: listener_heartbeat
 -- A listening worker says it is alive (and which flow run it is).
 INSERT INTO grader.listeners (worker_id, flow_run_id) VALUES (%(worker_id)s, %(flow_run_id)s)
