@@ -87,9 +87,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _healthy(api_url: str) -> bool:
+def healthy(api_url: str) -> bool:
+    """Whether the Prefect API at `api_url` answers its health check."""
     try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=5) as response:
             return response.status == 200
     except OSError:
         return False
@@ -185,7 +186,7 @@ def up(settings: Settings, options: StackOptions, say) -> dict:
             logs,
         )
         pids["prefect-server"] = server.pid
-        _wait(lambda: _healthy(api_url), 90, "the Prefect server", logs)
+        _wait(lambda: healthy(api_url), 90, "the Prefect server", logs)
         say(f"  Prefect server on PostgreSQL   {time.monotonic() - t0:5.1f}s")
 
         t0 = time.monotonic()

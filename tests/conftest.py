@@ -23,14 +23,13 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from essay_grader.stack import alive, free_port
+from essay_grader.stack import alive, free_port, healthy
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="grader-tests-"))
 
@@ -110,14 +109,6 @@ def pg_admin_url(pg_server) -> Iterator[str]:
     yield url
 
 
-def _healthy(api_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=5) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 PREFECT_TEST_DATABASE = "prefect_tests"
 PREFECT_START_SECONDS = 300  # a deadline for a server that never comes up, not a race
 
@@ -156,7 +147,7 @@ def prefect_api(pg_admin_url: str) -> Iterator[str]:
         )
     try:
         deadline = time.monotonic() + PREFECT_START_SECONDS
-        while not _healthy(api_url):
+        while not healthy(api_url):
             if server.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(
                     f"the session's Prefect server did not start:\n{log_path.read_text()[-3000:]}"
