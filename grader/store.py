@@ -27,10 +27,10 @@ from psycopg_pool import AsyncConnectionPool
 from grader.db import database_url, query
 from grader.errors import GraderError, LeaseLostError, NotFoundError
 from grader.records import Grade, JobStatus
+from grader.settings import Settings
 
 if TYPE_CHECKING:
-    from grader.models import Rubric
-from grader.settings import Settings
+    from grader.models import Rubric  # imported where rubrics are parsed: Pydantic is slow
 
 
 @dataclass(frozen=True)
