@@ -22,6 +22,7 @@ from grader import store
 from grader.db import connect
 from grader.errors import ConfigError
 from grader.pricing import Prices, call_cost, load_prices
+from grader.records import SIMULATED_MODEL_PREFIX
 from grader.settings import Settings
 from reports.monitoring import frame
 from reports.render import write_report
@@ -45,6 +46,15 @@ class Window:
     def label(self) -> str:
         last = (self.until - timedelta(microseconds=1)).astimezone(self.tz)
         return f"{self.since.astimezone(self.tz):%Y-%m-%d}_{last:%Y-%m-%d}"
+
+    def describe(self) -> str:
+        """The window in words: whole days as "Mon 2 Nov 2026 to Sun 8 Nov 2026 (UTC)",
+        otherwise to the minute."""
+        since, until = self.since.astimezone(self.tz), self.until.astimezone(self.tz)
+        if since.time() == time() and until.time() == time():
+            last = until - timedelta(days=1)
+            return f"{since:%a %-d %b %Y} to {last:%a %-d %b %Y} ({self.tz.key})"
+        return f"{since:%a %-d %b %Y %H:%M} to {until:%a %-d %b %Y %H:%M} ({self.tz.key})"
 
 
 def make_window(
@@ -187,11 +197,13 @@ def build_report(conn: psycopg.Connection, window: Window, prices: Prices) -> Re
     scores = frame(store.table(conn, "report_scores", params))
     report.tables["score_counts"] = scores
     report.tables["scores_by_criterion"] = _score_stats(scores)
+    report.tables["total_scores"] = frame(store.table(conn, "report_total_scores", params))
 
     running = int(jobs["status"].isin(["pending", "processing"]).sum())
     report.total_seconds = total[jobs["status"] == "completed"]
     report.summary = {
-        "window": f"{window.since.isoformat()} to {window.until.isoformat()} ({tz.key})",
+        "window": f"{window.since.isoformat(timespec='seconds')} to "
+        f"{window.until.isoformat(timespec='seconds')} ({tz.key})",
         "jobs": len(jobs),
         "completed": int((jobs["status"] == "completed").sum()),
         "failed": int(failed.sum()),
@@ -200,9 +212,17 @@ def build_report(conn: psycopg.Connection, window: Window, prices: Prices) -> Re
         "failure_rate": _rate(
             int(failed.sum()), int(jobs["status"].isin(["completed", "failed"]).sum())
         ),
-        "p50_total_seconds": _round(total.quantile(0.5)),
-        "p95_total_seconds": _round(total.quantile(0.95)),
-        "cost_usd": round(sum(c for c in cost if c is not None), 4),
+        # of graded (completed) jobs: a job that failed fast was not graded fast
+        "p50_total_seconds": _round(report.total_seconds.quantile(0.5)),
+        "p95_total_seconds": _round(report.total_seconds.quantile(0.95)),
+        "cost_usd": round(sum(c for c in cost if c is not None), 6),
+        "grades": int(tokens["grades"].sum()),
+        "simulated_grades": int(
+            tokens.loc[tokens["model"].str.startswith(SIMULATED_MODEL_PREFIX), "grades"].sum()
+        ),
+        "unpriced_grades": int(
+            sum(g for g, c in zip(tokens["grades"], cost, strict=True) if c is None)
+        ),
     }
     return report
 

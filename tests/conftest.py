@@ -208,6 +208,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     roots = (str(_SESSION_DIR), str(session.config._tmp_path_factory.getbasetemp()))
     found = {p.pid: p for p in psutil.Process().children(recursive=True)}
     found.update({p.pid: p for p in psutil.process_iter() if _ours(p, roots)})
+    for ancestor in [psutil.Process(), *psutil.Process().parents()]:  # whoever ran pytest
+        found.pop(ancestor.pid, None)
     leftovers = []
     for process in found.values():
         with contextlib.suppress(psutil.NoSuchProcess):

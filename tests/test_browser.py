@@ -1,11 +1,16 @@
-"""The HTTP API's documentation pages in a real browser (headless Chromium): they render, from
-assets the grader serves itself, with no request leaving 127.0.0.1 and no console error."""
+"""Pages people open, in a real browser (headless Chromium): the HTTP API's documentation
+renders from assets the grader serves itself, and the weekly report's HTML shows its charts and
+its SIMULATED banner; no request leaves the machine and no console error."""
 
 from __future__ import annotations
 
 import pytest
 
+from grader.pricing import DEFAULT_PRICES
+from reports.render import CHARTS, write_report
+from reports.weekly import build_report
 from tests.conftest import PageWatch
+from tests.test_report import _simulated_week, _week
 
 
 @pytest.mark.parametrize(
@@ -20,3 +25,25 @@ def test_api_docs_render_offline(api: str, watched_page: PageWatch, path: str, s
     assert watched_page.outside_requests() == []
     assert watched_page.errors == []
     assert any(script in url for url in watched_page.requests)  # served here, not by a CDN
+
+
+def test_weekly_report_page_in_a_browser(conn, tmp_path, watched_page: PageWatch):
+    """The report as a teacher opens it: every chart loads, no console error, nothing fetched
+    from elsewhere, and the SIMULATED banner is the first thing on the page."""
+    _simulated_week(conn)
+    folder = write_report(build_report(conn, _week(), DEFAULT_PRICES), tmp_path)
+    page = watched_page.page
+    page.goto((folder / "report.html").as_uri(), wait_until="load")
+    images = page.locator("img")
+    assert images.count() == len(CHARTS)
+    for i in range(images.count()):
+        loaded = images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
+        assert loaded, images.nth(i).get_attribute("src")
+    banner = page.get_by_role("alert")
+    assert banner.is_visible() and banner.inner_text().startswith("SIMULATED:")
+    first = page.locator("body > *:not(h1)").first
+    assert first.get_attribute("class") == "simulated"
+    assert watched_page.errors == [] and watched_page.failed == []
+    here = folder.as_uri() + "/"
+    assert [u for u in watched_page.outside_requests() if not u.startswith(here)] == []
+    page.screenshot(path=str(tmp_path / "report.png"), full_page=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -213,12 +214,80 @@ def test_render_writes_tables_html_and_valid_charts(
         assert (folder / f"{name}.csv").exists()
     markdown = (folder / "report.md").read_text()
     if empty:
-        assert "There were no jobs in this window." in markdown
-        assert "There were no jobs in this window." in page
+        assert "There were no jobs in this window (Mon 2 Nov 2026" in markdown
+        assert "There were no jobs in this window (Mon 2 Nov 2026" in page
     else:
         assert "<b>bold</b>" not in page and "&lt;b&gt;bold&lt;/b&gt;" in page
         assert re.search(r"jobs: 31 \(30 completed, 1 failed", markdown)
         assert math.isclose(report.summary["failure_rate"], 1 / 31, abs_tol=1e-4)
+
+
+def _simulated_week(conn: psycopg.Connection) -> None:
+    """30 graded essays (totals 10/20 ... 20/20, from the simulator), one failure, and no
+    priced model: what the demo leaves behind."""
+    jobs = Jobs(conn)
+    for i in range(30):
+        jobs.add(
+            T0 + timedelta(hours=5 * i),
+            wait=1,
+            work=10 + i,
+            model="simulated:gpt-4o-mini",
+            scores={"thesis": 5 + i % 6, "evidence": 10},
+        )
+    jobs.add(T0, status="failed", error="model API error 500 after 5 calls")
+
+
+def test_report_reads_for_people(conn: psycopg.Connection, tmp_path: Path) -> None:
+    _simulated_week(conn)
+    report = build_report(conn, _week(), DEFAULT_PRICES)
+    assert (
+        report.summary["window"] == "2026-11-02T00:00:00+00:00 to 2026-11-09T00:00:00+00:00 (UTC)"
+    )
+    totals = report.tables["total_scores"]
+    assert totals["grades"].sum() == 30 and set(totals["max_score"]) == {20}
+    assert dict(zip(totals["total_score"], totals["grades"], strict=True)) == {
+        15 + k: 5 for k in range(6)
+    }
+    folder = write_report(report, tmp_path)
+    page = (folder / "report.html").read_text()
+    markdown = (folder / "report.md").read_text()
+    for text in (page, markdown):
+        # simulated grades are called that at the top, before anything else is said
+        head = text[: text.index("Charts")]
+        assert (
+            "SIMULATED: 30 of the 30 grades in this window came from the built-in model "
+            "simulator" in head
+        )
+        # the one paragraph a head of department reads; 95% of 11..40 s is within 38.55 s
+        assert (
+            "30 essays graded in this window (Mon 2 Nov 2026 to Sun 8 Nov 2026 (UTC)), 1 failed "
+            "(3.2% of finished jobs); 95% were graded within 38.5 s of the request (half within "
+            "25.5 s). Model cost: $0.00." in head
+        )
+        # internal names, raw floats and timestamps stay in the CSV files
+        for internal in ("failure_rate", "p95_total_seconds", "queue_wait", "cost_usd", ".000"):
+            assert internal not in text, internal
+        assert "+00:00" not in text and "$0.0 " not in text
+        assert "waiting for a worker" in text and "95th percentile (s)" in text
+    assert "<td class=num>20</td>" in page  # a whole score is 20, not 20.000
+    for title, caption in CHARTS.values():
+        assert title != caption and f"<figcaption>{html.escape(caption)}</figcaption>" in page
+    # CSV keeps machine-friendly names and raw numbers
+    daily_csv = (folder / "throughput_daily.csv").read_text().splitlines()
+    assert daily_csv[0] == "day,created,completed,failed,failure_rate,p95_total_seconds"
+
+
+def test_report_of_real_grades_has_no_simulated_banner(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    Jobs(conn).add(T0, wait=1, work=3, model="gpt-4o-mini", tokens=(20_000, 1_000))
+    report = build_report(conn, _week(), DEFAULT_PRICES)
+    folder = write_report(report, tmp_path)
+    page = (folder / "report.html").read_text()
+    assert "SIMULATED" not in page and 'class="simulated"' not in page
+    # 20,000 prompt tokens at $0.15/M and 1,000 completion tokens at $0.60/M
+    assert "Model cost: $0.0036." in page
+    assert '<p class="empty">None in this window.</p>' in page  # no failures: said, not blank
 
 
 def test_grader_report_command(conn: psycopg.Connection, tmp_path: Path) -> None:

@@ -344,6 +344,15 @@ WHERE t.created_at >= %(since)s AND t.created_at < %(until)s
 GROUP BY 1, 2, 3
 ORDER BY 1, 2;
 
+-- name: report_total_scores
+-- How many grades gave each total score, per rubric size, for grades in the window.
+SELECT g.total_score, g.max_score, count(*) AS grades
+FROM grader.grades AS g
+JOIN grader.background_tasks AS t ON t.task_id = g.task_id
+WHERE t.created_at >= %(since)s AND t.created_at < %(until)s
+GROUP BY 1, 2
+ORDER BY 2, 1;
+
 -- name: report_total_percentiles
 -- The report benchmark's baseline: total-duration statistics of completed jobs in one query.
 SELECT count(*) AS count, avg(d) AS mean, min(d) AS min,
