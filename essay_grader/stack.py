@@ -216,7 +216,14 @@ def up(settings: Settings, options: StackOptions, say) -> dict:
         )
         say(f"  work pool and deployments      {time.monotonic() - t0:5.1f}s")
 
-        worker_env = {**base_env, "DATABASE_URL": grader_url, "PREFECT_WORKER_QUERY_SECONDS": "2"}
+        worker_env = {
+            **base_env,
+            "DATABASE_URL": grader_url,
+            "PREFECT_WORKER_QUERY_SECONDS": "2",
+            # its log file says which run it starts and how each ended (no essay text: the
+            # flows log ids, scores and error kinds only)
+            "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "INFO",
+        }
         simulated = settings.simulated
         if simulated:
             simulator_port = options.simulator_port or free_port()

@@ -21,6 +21,7 @@ from prefect.states import Completed, Failed, State
 from grader import store
 from grader.context import RunContext, open_run_context
 from grader.errors import GraderError, LeaseLostError
+from grader.handoff import grade_run_name
 from grader.llm import describe_failure
 from grader.records import JobStatus
 from grader.settings import settings_for_run
@@ -131,7 +132,7 @@ def _score_line(status: JobStatus) -> str:
 
 
 def _grade_run_name() -> str:
-    return f"grade-{str(flow_run.parameters['task_id'])[:8]}"
+    return grade_run_name(flow_run.parameters["task_id"])
 
 
 @flow(name="grade-submission", flow_run_name=_grade_run_name, on_crashed=[_release_on_crash])

@@ -181,7 +181,11 @@ def test_five_grades_handed_off_to_the_deployment_complete(on_stack: dict) -> No
 
     runs = asyncio.run(_prefect(on_stack["api_url"], read_when_final))
     assert [r.state.type.value for r in runs] == ["COMPLETED"] * 5
-    assert sorted(r.name for r in runs) == sorted(f"grade-{str(t)[:8]}" for t in task_ids)
+    names = [f"grade-{str(t)[:8]}" for t in task_ids]
+    assert sorted(r.name for r in runs) == sorted(names)
+    # the worker's log names each run as the UI titles it (named at creation, not at start)
+    worker_log = (on_stack["home"] / "logs" / "worker.log").read_text()
+    assert all(f"'{name}'" in worker_log for name in names), worker_log[-2000:]
 
 
 def test_failed_hand_off_leaves_a_pending_job_that_grade_pending_completes(
