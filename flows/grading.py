@@ -93,7 +93,7 @@ async def grade_claimed_job(ctx: RunContext, call_openai: Task, job: ClaimedJob)
         heartbeat.cancel()
 
 
-async def _release_on_crash(flow, run, state) -> None:
+async def release_on_crash(flow, run, state) -> None:
     """on_crashed: the run is dying and Prefect knows it; hand its jobs back now rather than
     when their leases expire."""
     task_id = run.parameters.get("task_id")
@@ -135,7 +135,7 @@ def _grade_run_name() -> str:
     return grade_run_name(flow_run.parameters["task_id"])
 
 
-@flow(name="grade-submission", flow_run_name=_grade_run_name, on_crashed=[_release_on_crash])
+@flow(name="grade-submission", flow_run_name=_grade_run_name, on_crashed=[release_on_crash])
 async def grade_submission(task_id: UUID) -> State:
     """Grades one job: claims it, then load-submission, call-OpenAI, parse-score,
     persist-result. A job that is not pending (already taken, finished) is left alone."""
@@ -160,18 +160,20 @@ async def grade_submission(task_id: UUID) -> State:
     return Failed(message=f"task {task_id} {outcome}: {status.error_message or ''}".strip())
 
 
-async def _grade_as_claimed(
+async def grade_as_claimed(
     ctx: RunContext,
     concurrency: int,
     limit: int,
     batch: int,
     more_work: Callable[[], Awaitable[bool]] | None = None,
+    evaluation_run_id: UUID | None = None,
 ) -> dict[str, int]:
     """Claims pending jobs as slots free up (SKIP LOCKED: concurrent runs never share a job, and
     no lease ticks while a job waits for a slot) and grades each as it is claimed; at most
     `limit` jobs, claimed `batch` at a time at the least (unless nothing is in flight). When
     nothing is pending, returns; or, with `more_work`, waits on it while slots are free (a
-    notification, a finished job, or its timeout) and returns once it says False."""
+    notification, a finished job, or its timeout) and returns once it says False. With
+    `evaluation_run_id`, claims only that evaluation run's jobs."""
     call_openai = call_openai_for(ctx.settings)
     outcomes = {"completed": 0, "failed": 0, "lost": 0}
     claimed = 0
@@ -180,7 +182,7 @@ async def _grade_as_claimed(
     while True:
         free = min(concurrency - len(in_flight), limit - claimed)
         if free > 0 and (free >= min(batch, limit - claimed) or not in_flight):
-            for job in await claim_pending(ctx, free):
+            for job in await claim_pending(ctx, free, evaluation_run_id):
                 claimed += 1
                 in_flight.add(asyncio.create_task(grade_claimed_job(ctx, call_openai, job)))
         waiters: set[asyncio.Future] = set(in_flight)
@@ -203,7 +205,7 @@ async def _grade_as_claimed(
     return outcomes
 
 
-@flow(name="grade-pending", on_crashed=[_release_on_crash])
+@flow(name="grade-pending", on_crashed=[release_on_crash])
 async def grade_pending(limit: int = 100, concurrency: int = 10) -> dict[str, int]:
     """Grades up to `limit` pending jobs, `concurrency` at a time, oldest first, then ends."""
     if limit < 1 or not 1 <= concurrency <= 1000:
@@ -214,7 +216,7 @@ async def grade_pending(limit: int = 100, concurrency: int = 10) -> dict[str, in
         # Claim in micro-batches: a claim is a task run (an API round trip or two), so wait
         # until a quarter of the slots (at most 10) are free rather than claiming job by job.
         batch = max(1, min(concurrency // 4, 10))
-        outcomes = await _grade_as_claimed(ctx, concurrency, limit, batch)
+        outcomes = await grade_as_claimed(ctx, concurrency, limit, batch)
     await acreate_table_artifact(
         key="grade-pending-batch",
         table=[{"outcome": name, "jobs": count} for name, count in outcomes.items()],
@@ -235,7 +237,7 @@ def _next_boundary(minutes: float, now: float) -> float:
     return (now // period + 1) * period
 
 
-@flow(name="grade-on-arrival", on_crashed=[_release_on_crash])
+@flow(name="grade-on-arrival", on_crashed=[release_on_crash])
 async def grade_on_arrival(
     concurrency: int = 20, minutes: float = 10.0, handover_seconds: float = 120.0
 ) -> dict[str, int]:
@@ -267,7 +269,7 @@ async def grade_on_arrival(
             heard.clear()
             return True
 
-        outcomes = await _grade_as_claimed(ctx, concurrency, sys.maxsize, 1, more_work)
+        outcomes = await grade_as_claimed(ctx, concurrency, sys.maxsize, 1, more_work)
     await acreate_table_artifact(
         key="grade-on-arrival",
         table=[{"outcome": name, "jobs": count} for name, count in outcomes.items()],

@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import random
+import re
 import signal
 import socket
 import threading
@@ -39,6 +40,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 FAULTS: tuple[str, ...] = ("429", "500", "drop", "hang", "truncate", "malformed", "overscore")
+NOISE: tuple[str, ...] = ("off_by_one", "bias", "random")
+_ESSAY = re.compile(r"<<<ESSAY (\w+)>>>\n(.*)\n<<<END ESSAY \1>>>", re.DOTALL)
 OVERSCORE = 1_000_000
 
 _STATUSES = {str(status) for status in range(400, 600)}  # any of these is a fault too
@@ -57,6 +60,12 @@ class SimulatorConfig:
     script: list[str] = field(default_factory=list)  # faults for the next requests; "ok": none
     seed: int | None = None
     keep_bodies: bool = False  # keep raw request bodies (they hold essays), for tests
+    # Known answers: {sha256 of an essay: {criterion key: score}} (human scores, for evaluation
+    # tests and the demo), given back with controlled noise: `off_by_one` (probability a score
+    # moves one point up or down), `bias` (points added to every score), `random` (probability
+    # a score is drawn at random instead). Scores stay within the rubric's bounds.
+    reference: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
+    reference_noise: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -103,6 +112,20 @@ def _check(name: str, value: Any) -> Any:
         ok, expected = value is None or type(value) is int, "a whole number or null"
     elif name == "keep_bodies":
         ok, expected = type(value) is bool, "true or false"
+    elif name == "reference":
+        ok = isinstance(value, dict) and all(
+            isinstance(k, str)
+            and isinstance(v, dict)
+            and all(isinstance(c, str) and type(s) is int for c, s in v.items())
+            for k, v in value.items()
+        )
+        expected = "an object of essay sha256 to {criterion: whole-number score}"
+    elif name == "reference_noise":
+        ok = isinstance(value, dict) and set(value) <= set(NOISE)
+        ok = ok and all(_number(value[k], 1) for k in ("off_by_one", "random") if k in value)
+        bias = value.get("bias", 0) if ok else None
+        ok = ok and _number(abs(bias) if isinstance(bias, int | float) else None)
+        expected = "an object with off_by_one and random (0-1) and bias (points)"
     else:
         raise ValueError(f"unknown config field {name!r}")
     if not ok:
@@ -326,7 +349,9 @@ class LLMSimulator:
                 setattr(self.config, name, value)
             if "seed" in checked:  # restarts the fault sequence even if the seed is unchanged
                 self._rng, self._rng_seed = random.Random(self.config.seed), self.config.seed
-        return JSONResponse(asdict(self.config))
+        config = asdict(self.config)
+        config["reference"] = len(self.config.reference)  # how many essays it knows
+        return JSONResponse(config)
 
     async def _chat(self, request: Request) -> Response:
         raw = await request.body()
@@ -354,6 +379,27 @@ class LLMSimulator:
                 return name
             roll -= rate
         return None
+
+    def _known_scores(self, prompt: str, maxima: dict[str, int]) -> dict[str, int]:
+        """The reference scores of the essay in `prompt`, with the configured noise (drawn
+        from a generator seeded by the essay and criterion: the same answer every time)."""
+        essay = _ESSAY.search(prompt)
+        if not self.config.reference or essay is None:
+            return {}
+        sha = hashlib.sha256(essay.group(2).encode()).hexdigest()
+        noise, scores = self.config.reference_noise, {}
+        for key, human in self.config.reference.get(sha, {}).items():
+            if key not in maxima:
+                continue
+            rng = random.Random(f"{self.config.seed}:{sha}:{key}")
+            if rng.random() < noise.get("random", 0):
+                score = rng.randint(0, maxima[key])
+            else:
+                score = human + int(noise.get("bias", 0))
+                if rng.random() < noise.get("off_by_one", 0):
+                    score += rng.choice((-1, 1))
+            scores[key] = min(max(score, 0), maxima[key])
+        return scores
 
     def _answer(self, raw: bytes, record: RequestRecord) -> Response:
         try:
@@ -398,8 +444,10 @@ class LLMSimulator:
         content = "[simulated] A placeholder answer from the model simulator, not a grade."
         if maxima is not None:  # the same essay gets the same scores, spread over 0..max
             digest, criteria = hashlib.sha256(prompt.encode()).digest(), {}
+            known = self._known_scores(prompt, maxima)
             for i, (key, top) in enumerate(maxima.items()):
-                score = OVERSCORE if fault == "overscore" else digest[i % 32] % (top + 1)
+                score = known.get(key, digest[i % 32] % (top + 1))
+                score = OVERSCORE if fault == "overscore" else score
                 criteria[key] = {"score": score, "justification": f"[simulated] placeholder: {key}"}
             feedback = "[simulated] placeholder feedback from the model simulator, not a grade."
             content = json.dumps({"criteria": criteria, "overall_feedback": feedback})

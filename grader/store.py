@@ -260,14 +260,24 @@ async def claim_task(
 
 
 async def claim_pending_tasks(
-    pool: AsyncConnectionPool, limit: int, settings: Settings, flow_run_id: UUID | None = None
+    pool: AsyncConnectionPool,
+    limit: int,
+    settings: Settings,
+    flow_run_id: UUID | None = None,
+    evaluation_run_id: UUID | None = None,
 ) -> list[ClaimedJob]:
-    """pending -> processing for up to `limit` of the oldest pending jobs; `flow_run_id` (the
-    claiming flow run) is recorded on each."""
+    """pending -> processing for up to `limit` of the oldest pending jobs (with
+    `evaluation_run_id`, only that evaluation run's); `flow_run_id` (the claiming flow run) is
+    recorded on each."""
     async with pool.connection() as conn:
         cur = await conn.execute(
             query("claim_pending_tasks"),
-            {"limit": limit, "flow_run_id": flow_run_id, **_lease(settings)},
+            {
+                "limit": limit,
+                "flow_run_id": flow_run_id,
+                "evaluation_run_id": evaluation_run_id,
+                **_lease(settings),
+            },
         )
         return [_claimed(row) for row in await cur.fetchall()]
 

@@ -432,7 +432,7 @@ def _html_table(table: str, frame: pd.DataFrame, limit: int = 200) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
 
 
-_CSS = (
+CSS = (
     "body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;"
     "color:#222;line-height:1.45}"
     ".simulated{background:#fff3cd;border:2px solid #c9a227;padding:.8em 1em;font-weight:bold}"
@@ -493,7 +493,7 @@ def write_report(report: Report, base: Path) -> Path:
         ]
     page = (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{TITLE}: '
-        f"{html.escape(report.window.describe())}</title><style>{_CSS}</style></head><body>"
+        f"{html.escape(report.window.describe())}</title><style>{CSS}</style></head><body>"
         + "\n".join(body)
         + "</body></html>\n"
     )

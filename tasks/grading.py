@@ -70,8 +70,12 @@ async def claim_task(ctx: RunContext, task_id: UUID) -> ClaimedJob | None:
 
 
 @task(name="claim-pending", **_db_retries)
-async def claim_pending(ctx: RunContext, limit: int) -> list[ClaimedJob]:
-    return await store.claim_pending_tasks(ctx.pool, limit, ctx.settings, ctx.flow_run_id)
+async def claim_pending(
+    ctx: RunContext, limit: int, evaluation_run_id: UUID | None = None
+) -> list[ClaimedJob]:
+    return await store.claim_pending_tasks(
+        ctx.pool, limit, ctx.settings, ctx.flow_run_id, evaluation_run_id
+    )
 
 
 @task(name="load-submission", **_db_retries)

@@ -99,6 +99,7 @@ RETURNING task_id, attempts, input_data;
 WITH picked AS MATERIALIZED (
     SELECT task_id FROM grader.background_tasks
     WHERE status = 'pending' AND task_type = 'grading'
+      AND (%(evaluation_run_id)s::uuid IS NULL OR evaluation_run_id = %(evaluation_run_id)s)
       AND (SELECT grader.spending_pause_reason()) IS NULL
     ORDER BY created_at
     LIMIT %(limit)s
@@ -265,6 +266,7 @@ DELETE FROM grader.listeners WHERE worker_id = %(worker_id)s;
 SELECT task_id, task_type, status, attempts, created_at, completed_at,
        EXTRACT(EPOCH FROM (completed_at - created_at))::float8 AS duration_seconds
 FROM grader.background_tasks
+WHERE evaluation_run_id IS NULL
 ORDER BY created_at DESC
 LIMIT %(limit)s;
 
@@ -272,7 +274,7 @@ LIMIT %(limit)s;
 -- The newest failed jobs with their reason and input (ids only: input_data holds no essay text).
 SELECT task_id, error_message, input_data, attempts, created_at, completed_at
 FROM grader.background_tasks
-WHERE status = 'failed'
+WHERE status = 'failed' AND evaluation_run_id IS NULL
 ORDER BY created_at DESC
 LIMIT %(limit)s;
 
@@ -289,7 +291,8 @@ SELECT count(*) FILTER (WHERE status = 'completed') AS completed,
        max(EXTRACT(EPOCH FROM (completed_at - created_at)))
            FILTER (WHERE status = 'completed')::float8 AS max_seconds
 FROM grader.background_tasks
-WHERE task_type = 'grading' AND completed_at > now() - make_interval(days => %(days)s);
+WHERE task_type = 'grading' AND evaluation_run_id IS NULL
+  AND completed_at > now() - make_interval(days => %(days)s);
 
 -- name: unfinished_task_counts
 -- Jobs still waiting or running, for progress displays.
@@ -308,7 +311,7 @@ SELECT t.task_type, t.status, t.attempts,
        g.model
 FROM grader.background_tasks AS t
 LEFT JOIN grader.grades AS g ON g.task_id = t.task_id
-WHERE t.created_at >= %(since)s AND t.created_at < %(until)s
+WHERE t.created_at >= %(since)s AND t.created_at < %(until)s AND t.evaluation_run_id IS NULL
 
 -- name: report_errors
 -- The most common failure reasons in the window, with ids and numbers normalised away so that
@@ -319,6 +322,7 @@ SELECT left(regexp_replace(regexp_replace(error_message,
        count(*) AS jobs
 FROM grader.background_tasks
 WHERE status = 'failed' AND created_at >= %(since)s AND created_at < %(until)s
+  AND evaluation_run_id IS NULL
 GROUP BY 1
 ORDER BY jobs DESC, error
 LIMIT %(limit)s;
@@ -329,7 +333,7 @@ SELECT g.model, count(*) AS grades, sum(g.prompt_tokens)::bigint AS prompt_token
        sum(g.completion_tokens)::bigint AS completion_tokens
 FROM grader.grades AS g
 JOIN grader.background_tasks AS t ON t.task_id = g.task_id
-WHERE t.created_at >= %(since)s AND t.created_at < %(until)s
+WHERE t.created_at >= %(since)s AND t.created_at < %(until)s AND t.evaluation_run_id IS NULL
 GROUP BY g.model
 ORDER BY g.model;
 
@@ -340,7 +344,7 @@ SELECT c ->> 'key' AS criterion, (c ->> 'score')::int AS score,
 FROM grader.grades AS g
 JOIN grader.background_tasks AS t ON t.task_id = g.task_id
 CROSS JOIN LATERAL jsonb_array_elements(g.criteria) AS c
-WHERE t.created_at >= %(since)s AND t.created_at < %(until)s
+WHERE t.created_at >= %(since)s AND t.created_at < %(until)s AND t.evaluation_run_id IS NULL
 GROUP BY 1, 2, 3
 ORDER BY 1, 2;
 
@@ -349,7 +353,7 @@ ORDER BY 1, 2;
 SELECT g.total_score, g.max_score, count(*) AS grades
 FROM grader.grades AS g
 JOIN grader.background_tasks AS t ON t.task_id = g.task_id
-WHERE t.created_at >= %(since)s AND t.created_at < %(until)s
+WHERE t.created_at >= %(since)s AND t.created_at < %(until)s AND t.evaluation_run_id IS NULL
 GROUP BY 1, 2
 ORDER BY 2, 1;
 
@@ -362,6 +366,7 @@ FROM (
     SELECT EXTRACT(EPOCH FROM (completed_at - created_at))::float8 AS d
     FROM grader.background_tasks
     WHERE status = 'completed' AND created_at >= %(since)s AND created_at < %(until)s
+      AND evaluation_run_id IS NULL
 ) AS durations;
 
 -- name: set_spending_cap
@@ -407,3 +412,70 @@ RETURNING key_id, name, key_prefix;
 -- Every key, newest first, without its hash.
 SELECT key_id, name, key_prefix, created_at, revoked_at
 FROM grader.api_keys ORDER BY created_at DESC;
+
+-- name: insert_evaluation_set
+INSERT INTO grader.evaluation_sets (name, rubric_id, items, source)
+VALUES (%(name)s, %(rubric_id)s, %(items)s, %(source)s)
+RETURNING set_id;
+
+-- name: evaluation_set_by_name
+SELECT s.set_id, s.name, s.rubric_id, s.items, s.source, s.created_at, r.definition AS rubric
+FROM grader.evaluation_sets AS s JOIN grader.rubrics AS r ON r.rubric_id = s.rubric_id
+WHERE s.name = %(name)s;
+
+-- name: list_evaluation_sets
+SELECT s.name, s.items, s.source, s.created_at, r.name AS rubric,
+       (SELECT count(*) FROM grader.evaluation_runs AS e WHERE e.set_id = s.set_id) AS runs
+FROM grader.evaluation_sets AS s JOIN grader.rubrics AS r ON r.rubric_id = s.rubric_id
+ORDER BY s.created_at;
+
+-- name: insert_evaluation_run
+INSERT INTO grader.evaluation_runs (set_id, label, model, settings)
+VALUES (%(set_id)s, %(label)s, %(model)s, %(settings)s)
+RETURNING run_id, created_at;
+
+-- name: create_evaluation_jobs
+-- One pending grading job per item of the set, tagged with the run: the same job rows the
+-- trigger writes (the idempotency key includes the run, so a set can be graded again).
+INSERT INTO grader.background_tasks (task_type, input_data, idempotency_key, evaluation_run_id)
+SELECT 'grading',
+       jsonb_build_object('submission_id', i.submission_id, 'rubric_id', s.rubric_id),
+       encode(sha256(convert_to(i.submission_id::text || ':' || s.rubric_id::text || ':' ||
+                                %(run_id)s::text, 'UTF8')), 'hex'),
+       %(run_id)s
+FROM grader.evaluation_items AS i
+JOIN grader.evaluation_sets AS s ON s.set_id = i.set_id
+WHERE i.set_id = %(set_id)s;
+
+-- name: evaluation_run_progress
+SELECT count(*) FILTER (WHERE status IN ('pending', 'processing')) AS unfinished,
+       count(*) FILTER (WHERE status = 'completed') AS completed,
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) AS jobs
+FROM grader.background_tasks WHERE evaluation_run_id = %(run_id)s;
+
+-- name: evaluation_run
+SELECT e.run_id, e.label, e.model, e.settings, e.created_at, e.finished_at, e.metrics,
+       s.name AS set_name, s.set_id, r.definition AS rubric
+FROM grader.evaluation_runs AS e
+JOIN grader.evaluation_sets AS s ON s.set_id = e.set_id
+JOIN grader.rubrics AS r ON r.rubric_id = s.rubric_id
+WHERE e.run_id::text LIKE %(prefix)s || '%%' OR e.label = %(prefix)s
+ORDER BY e.created_at DESC;
+
+-- name: evaluation_results
+-- Each item of a run: the human scores and the model's grade (criteria, total), with the
+-- grade's cost, tokens and time from trigger to grade; a failed job has no grade.
+SELECT i.item_id, i.human, i.second, t.status, g.criteria, g.total_score, g.max_score, g.model,
+       g.prompt_tokens, g.completion_tokens, g.cost_usd::float8 AS cost_usd,
+       EXTRACT(EPOCH FROM (t.completed_at - t.created_at))::float8 AS seconds
+FROM grader.background_tasks AS t
+JOIN grader.evaluation_items AS i
+  ON i.set_id = %(set_id)s AND i.submission_id = (t.input_data ->> 'submission_id')::uuid
+LEFT JOIN grader.grades AS g ON g.task_id = t.task_id
+WHERE t.evaluation_run_id = %(run_id)s
+ORDER BY i.item_id;
+
+-- name: finish_evaluation_run
+UPDATE grader.evaluation_runs SET finished_at = now(), metrics = %(metrics)s
+WHERE run_id = %(run_id)s;

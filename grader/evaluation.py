@@ -1,0 +1,352 @@
+"""Human-scored sets and evaluation runs: the store side of checking grades against a school's
+own graders.
+
+A set is imported from CSV or JSONL (streamed, validated row by row, written with COPY in one
+transaction: a bad row imports nothing). An evaluation run creates one pending grading job per
+essay of the set, tagged with the run, so the essays go through the same flow and tasks as
+production grading; the agreement metrics are computed by reports.agreement.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from grader import store
+from grader.db import query
+from grader.errors import InvalidInputError, NotFoundError
+from grader.models import storable_text
+
+if TYPE_CHECKING:
+    from grader.models import Rubric
+
+TOTAL = "total"  # the holistic total, beside the rubric's criterion keys
+SECOND = "second_"  # a second rater's score of a target: second_thesis, second_total
+CHUNK_ROWS = 2000  # rows per COPY round: memory stays bounded whatever the file's size
+MAX_ESSAY_CHARS = 100_000
+
+
+def parse_mapping(spec: str | None) -> dict[str, str]:
+    """ "essay=essay_text,thesis=rater1_thesis" -> {"essay": "essay_text", "thesis": ...}."""
+    mapping: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in (spec or "").split(","))):
+        field, sep, column = part.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            raise InvalidInputError(f"--map entries are FIELD=COLUMN, got {part!r}")
+        mapping[field.strip()] = column.strip()
+    return mapping
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which column of the file holds each field we read."""
+
+    id: str
+    essay: str | None
+    essay_path: str | None
+    targets: dict[str, str]  # criterion key or "total" -> column (first rater)
+    second: dict[str, str]  # criterion key or "total" -> column (second rater)
+
+
+def _layout(header: list[str], rubric: Rubric, mapping: dict[str, str]) -> Layout:
+    keys = [c.key for c in rubric.criteria] + [TOTAL]
+    known = {"id", "essay", "essay_path", *keys, *(SECOND + k for k in keys)}
+    unknown = sorted(set(mapping) - known)
+    if unknown:
+        raise InvalidInputError(
+            f"--map names unknown field {unknown[0]!r}: fields are id, essay, essay_path, the "
+            f"rubric's criteria ({', '.join(keys[:-1])}), total, and second_<criterion|total>"
+        )
+    missing = [mapping[f] for f in mapping if mapping[f] not in header]
+    if missing:
+        raise InvalidInputError(f"missing column {missing[0]!r} (the file has: {_cols(header)})")
+
+    def column(field: str) -> str | None:
+        name = mapping.get(field, field)
+        return name if name in header else None
+
+    id_column = column("id")
+    if id_column is None:
+        raise InvalidInputError(
+            f"missing column 'id' (the file has: {_cols(header)}; map it with --map id=COLUMN)"
+        )
+    essay, essay_path = column("essay"), column("essay_path")
+    if essay is None and essay_path is None:
+        raise InvalidInputError(
+            f"missing column 'essay' or 'essay_path' (the file has: {_cols(header)})"
+        )
+    targets = {k: c for k in keys if (c := column(k))}
+    if not targets:
+        raise InvalidInputError(
+            f"no score column: expected one of {', '.join(keys)} (or map them with --map)"
+        )
+    second = {k: c for k in keys if (c := column(SECOND + k))}
+    return Layout(id_column, essay, essay_path, targets, second)
+
+
+def _cols(header: list[str]) -> str:
+    return ", ".join(header[:12]) + (" ..." if len(header) > 12 else "")
+
+
+def _rows(path: Path) -> Iterator[tuple[int, list[str] | None, dict[str, Any]]]:
+    """(row number, header or None, row) from CSV or JSONL, streamed; the header comes with
+    the first row (for JSONL: the first object's keys)."""
+    suffix = path.suffix.lower()
+    try:
+        # bytes that are not UTF-8 become lone surrogates, found below with their row and column
+        handle = path.open(encoding="utf-8", errors="surrogateescape", newline="")
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with handle:
+        try:
+            if suffix == ".csv":
+                reader = csv.DictReader(handle)
+                header = list(reader.fieldnames or [])
+                if not header:
+                    raise InvalidInputError(f"{path} is empty")
+                for number, row in enumerate(reader, start=2):
+                    if None in row:  # more cells than the header has
+                        raise InvalidInputError(f"row {number}: more cells than columns")
+                    yield number, header, _decoded(number, row)
+            elif suffix in (".jsonl", ".ndjson"):
+                for number, line in enumerate(handle, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise InvalidInputError(f"row {number}: not JSON ({exc.msg})") from None
+                    if not isinstance(row, dict):
+                        raise InvalidInputError(f"row {number}: not a JSON object")
+                    yield number, list(row), _decoded(number, row)
+            else:
+                raise InvalidInputError(f"{path} must be a .csv or .jsonl file")
+        except csv.Error as exc:
+            raise InvalidInputError(f"{path} is not valid CSV: {exc}") from None
+
+
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
+def _decoded(number: int, row: dict[str, Any]) -> dict[str, Any]:
+    for column, value in row.items():
+        if _UNDECODED.search(str(column)) or (isinstance(value, str) and _UNDECODED.search(value)):
+            raise InvalidInputError(f"row {number}, column {column!r}: not UTF-8 text")
+    return row
+
+
+def _score(value: Any, number: int, column: str, top: int, optional: bool) -> int | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if optional:
+            return None
+        raise InvalidInputError(f"row {number}, column {column!r}: no score")
+    try:
+        score = float(value)
+        if not score.is_integer():
+            raise ValueError
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            f"row {number}, column {column!r}: score {str(value)[:20]!r} is not a whole number"
+        ) from None
+    if not 0 <= score <= top:
+        raise InvalidInputError(
+            f"row {number}, column {column!r}: score {int(score)} is outside 0-{top}"
+        )
+    return int(score)
+
+
+def _essay(row: dict[str, Any], layout: Layout, number: int, base: Path) -> str:
+    if layout.essay is not None and row.get(layout.essay) not in (None, ""):
+        text = row[layout.essay]
+        column = layout.essay
+    elif layout.essay_path is not None and row.get(layout.essay_path):
+        column = layout.essay_path
+        file = base / str(row[column])
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInputError(
+                f"row {number}, column {column!r}: {file} is not UTF-8"
+            ) from None
+        except OSError as exc:
+            raise InvalidInputError(
+                f"row {number}, column {column!r}: cannot read {file} ({exc.strerror or exc})"
+            ) from None
+    else:
+        raise InvalidInputError(
+            f"row {number}, column {layout.essay or layout.essay_path!r}: empty essay"
+        )
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInputError(f"row {number}, column {column!r}: empty essay")
+    try:
+        storable_text(text)
+        if len(text) > MAX_ESSAY_CHARS:
+            raise ValueError
+    except ValueError:
+        raise InvalidInputError(
+            f"row {number}, column {column!r}: the essay is not storable text of at most "
+            f"{MAX_ESSAY_CHARS:,} characters"
+        ) from None
+    return text
+
+
+def import_set(
+    conn: psycopg.Connection, path: Path, rubric: Rubric, name: str, mapping: dict[str, str]
+) -> dict[str, Any]:
+    """Imports a human-scored set in one transaction: every row or none."""
+    maxima = {c.key: c.max_points for c in rubric.criteria} | {TOTAL: rubric.max_score}
+    with conn.transaction():
+        rubric_id = store.save_rubric(conn, rubric)
+        if conn.execute(query("evaluation_set_by_name"), {"name": name}).fetchone():
+            raise InvalidInputError(f"a set named {name!r} exists: choose another --name")
+        set_id = conn.execute(
+            query("insert_evaluation_set"),
+            {"name": name, "rubric_id": rubric_id, "items": 0, "source": path.name},
+        ).fetchone()["set_id"]
+        seen: set[str] = set()
+        layout: Layout | None = None
+        submissions: list[tuple] = []
+        items: list[tuple] = []
+        for number, header, row in _rows(path):
+            if layout is None:
+                layout = _layout(header, rubric, mapping)
+            item_id = str(row.get(layout.id) or "").strip()
+            if not item_id:
+                raise InvalidInputError(f"row {number}, column {layout.id!r}: empty id")
+            if item_id in seen:
+                raise InvalidInputError(
+                    f"row {number}, column {layout.id!r}: duplicate id {item_id[:60]!r}"
+                )
+            seen.add(item_id)
+            essay = _essay(row, layout, number, path.parent)
+            human = {
+                key: _score(row.get(col), number, col, maxima[key], optional=False)
+                for key, col in layout.targets.items()
+            }
+            second = {
+                key: score
+                for key, col in layout.second.items()
+                if (score := _score(row.get(col), number, col, maxima[key], True)) is not None
+            }
+            submission_id = uuid.uuid4()
+            sha = hashlib.sha256(essay.encode("utf-8")).hexdigest()
+            submissions.append((submission_id, essay, sha, rubric_id))
+            items.append(
+                (
+                    set_id,
+                    item_id,
+                    submission_id,
+                    json.dumps(human),
+                    json.dumps(second) if second else None,
+                )
+            )
+            if len(items) >= CHUNK_ROWS:
+                _copy(conn, submissions, items)
+        if layout is None:
+            raise InvalidInputError(f"{path} has no rows")
+        _copy(conn, submissions, items)
+        conn.execute(
+            "UPDATE grader.evaluation_sets SET items = %s WHERE set_id = %s", (len(seen), set_id)
+        )
+    return {
+        "set": name,
+        "items": len(seen),
+        "rubric": rubric.name,
+        "targets": list(layout.targets),
+        "second_rater": list(layout.second),
+    }
+
+
+def _copy(conn: psycopg.Connection, submissions: list[tuple], items: list[tuple]) -> None:
+    with conn.cursor().copy(
+        "COPY grader.submissions (submission_id, essay, content_sha256, rubric_id) FROM STDIN"
+    ) as copy:
+        for row in submissions:
+            copy.write_row(row)
+    with conn.cursor().copy(
+        "COPY grader.evaluation_items (set_id, item_id, submission_id, human, second) FROM STDIN"
+    ) as copy:
+        for row in items:
+            copy.write_row(row)
+    submissions.clear()
+    items.clear()
+
+
+def find_set(conn: psycopg.Connection, name: str) -> dict[str, Any]:
+    row = conn.execute(query("evaluation_set_by_name"), {"name": name}).fetchone()
+    if row is None:
+        raise NotFoundError(f"no evaluation set named {name!r} (see `grader evaluate list`)")
+    return row
+
+
+def list_sets(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    return conn.execute(query("list_evaluation_sets")).fetchall()
+
+
+def reference_scores(conn: psycopg.Connection, set_id: uuid.UUID) -> dict[str, dict[str, int]]:
+    """{sha256 of each essay: its human criterion scores}: what the simulator is told when an
+    evaluation runs without a real model."""
+    rows = conn.execute(
+        "SELECT s.content_sha256, i.human FROM grader.evaluation_items AS i "
+        "JOIN grader.submissions AS s ON s.submission_id = i.submission_id "
+        "WHERE i.set_id = %s",
+        (set_id,),
+    )
+    return {r["content_sha256"]: {k: v for k, v in r["human"].items() if k != TOTAL} for r in rows}
+
+
+def create_run(
+    conn: psycopg.Connection,
+    set_row: dict[str, Any],
+    label: str,
+    model: str,
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    """The run and one pending job per essay, in one transaction (a listener hears them at
+    once; grade-pending sweeps them up otherwise)."""
+    with conn.transaction():
+        run = conn.execute(
+            query("insert_evaluation_run"),
+            {
+                "set_id": set_row["set_id"],
+                "label": label,
+                "model": model,
+                "settings": Jsonb(settings),
+            },
+        ).fetchone()
+        jobs = conn.execute(
+            query("create_evaluation_jobs"), {"set_id": set_row["set_id"], "run_id": run["run_id"]}
+        ).rowcount
+    return {"run_id": run["run_id"], "jobs": jobs, "label": label}
+
+
+def run_progress(conn: psycopg.Connection, run_id: uuid.UUID) -> dict[str, int]:
+    return conn.execute(query("evaluation_run_progress"), {"run_id": run_id}).fetchone()
+
+
+def find_run(conn: psycopg.Connection, ref: str) -> dict[str, Any]:
+    """A run by its label or the start of its id; the newest if a label names several."""
+    rows = conn.execute(query("evaluation_run"), {"prefix": ref.strip()}).fetchall()
+    if not rows:
+        raise NotFoundError(f"no evaluation run with label or id {ref[:60]!r}")
+    return rows[0]
+
+
+def run_results(conn: psycopg.Connection, run: dict[str, Any]) -> list[dict[str, Any]]:
+    return conn.execute(
+        query("evaluation_results"), {"set_id": run["set_id"], "run_id": run["run_id"]}
+    ).fetchall()
+
+
+def finish_run(conn: psycopg.Connection, run_id: uuid.UUID, metrics: dict[str, Any]) -> None:
+    conn.execute(query("finish_evaluation_run"), {"run_id": run_id, "metrics": Jsonb(metrics)})

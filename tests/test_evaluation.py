@@ -1,0 +1,366 @@
+"""Checking grades against human graders: the metrics on cases worked by hand, the import of
+human-scored sets (and every kind of bad input), and evaluation runs end to end through the
+`grader` command, the real flow and tasks, PostgreSQL and the simulator told the human scores
+with known noise."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+from sklearn.metrics import cohen_kappa_score
+
+import essay_grader
+from grader import evaluation
+from grader.errors import InvalidInputError
+from grader.models import load_rubric
+from grader.pricing import DEFAULT_PRICES
+from reports.agreement import bootstrap_interval, compute, kappa_of_matrix
+from reports.weekly import build_report, make_window
+from tests.conftest import run_cli
+
+NO_MODEL = {"OPENAI_API_KEY": None, "OPENAI_BASE_URL": None}
+SAMPLE_SET = Path(essay_grader.__file__).parent / "samples" / "evaluation" / "sample_set.csv"
+CRITERIA = ("thesis", "evidence", "organization", "language")
+
+
+def _rubric(*criteria: str, top: int = 10) -> dict:
+    return {
+        "name": "r",
+        "criteria": [{"key": k, "name": k.title(), "max_points": top} for k in criteria],
+    }
+
+
+def _row(item: str, human: dict, model: dict | None, second: dict | None = None) -> dict:
+    return {
+        "item_id": item,
+        "human": human,
+        "second": second,
+        "status": "completed" if model else "failed",
+        "criteria": [{"key": k, "score": v} for k, v in (model or {}).items()] or None,
+        "total_score": sum(model.values()) if model else None,
+        "model": "gpt-4o-mini" if model else None,
+        "prompt_tokens": 100 if model else None,
+        "completion_tokens": 10 if model else None,
+        "cost_usd": 0.001 if model else None,
+        "seconds": 2.0 if model else None,
+    }
+
+
+def _run(rubric: dict) -> dict:
+    return {
+        "run_id": "00000000-0000-0000-0000-000000000001",
+        "label": "t",
+        "set_name": "s",
+        "model": "gpt-4o-mini",
+        "settings": {},
+        "rubric": rubric,
+    }
+
+
+# --- metrics, worked by hand -----------------------------------------------------------------
+
+
+def test_agreement_figures_match_a_case_worked_by_hand() -> None:
+    # human 0 1 2 2, model 0 2 2 1 (scale 0-2). Confusion (rows human): [[1,0,0],[0,0,1],[0,1,1]];
+    # quadratic weights: observed cost 2, expected cost 5.5 -> QWK 1 - 2/5.5 = 7/11.
+    # Exact 2/4, within one 4/4, MAE 2/4, mean signed error 0, Pearson 1.75/2.75 = 7/11.
+    rows = [
+        _row("a", {"x": 0}, {"x": 0}),
+        _row("b", {"x": 1}, {"x": 2}),
+        _row("c", {"x": 2}, {"x": 2}),
+        _row("d", {"x": 2}, {"x": 1}),
+        _row("e", {"x": 1}, None),  # a failed job: no grade, left out of the figures
+    ]
+    result = compute(_run(_rubric("x", top=2)), rows)
+    x = result.tables["agreement"].set_index("target").loc["x"]
+    assert x["essays"] == 4
+    assert x["qwk"] == pytest.approx(7 / 11)
+    assert (x["exact"], x["adjacent"], x["mae"], x["mean_signed_error"]) == (0.5, 1.0, 0.5, 0.0)
+    assert x["pearson"] == pytest.approx(7 / 11)
+    assert x["qwk_low"] <= x["qwk"] <= x["qwk_high"]
+    assert result.matrices["x"].to_numpy().tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 1]]
+    bands = result.tables["error_by_human_score"]
+    band2 = bands[(bands["target"] == "x") & (bands["human_score"] == 2)].iloc[0]
+    assert (band2["essays"], band2["mean_signed_error"], band2["mae"]) == (2, -0.5, 0.5)
+    s = result.summary
+    assert (s["essays"], s["graded"], s["failed"]) == (5, 4, 1)
+    assert s["cost_per_essay_usd"] == pytest.approx(0.001)
+    assert s["tokens_per_essay"] == 110
+
+
+def test_totals_second_rater_and_bias() -> None:
+    # the human total is the sum of the criteria when the file gives no total; the model grades
+    # one point high on a; the second rater agrees exactly with the first
+    rows = [
+        _row(i, {"a": h, "b": 3}, {"a": h + 1, "b": 3}, second={"a": h, "b": 3})
+        for i, h in (("1", 0), ("2", 1), ("3", 2), ("4", 3))
+    ]
+    result = compute(_run(_rubric("a", "b", top=5)), rows)
+    table = result.tables["agreement"].set_index("target")
+    assert list(table.index) == ["a", "b", "total"]
+    assert table.loc["a", "mean_signed_error"] == 1.0 and table.loc["a", "exact"] == 0.0
+    assert table.loc["a", "adjacent"] == 1.0
+    assert table.loc["total", "mean_signed_error"] == 1.0
+    assert table.loc["a", "human_human_qwk"] == 1.0 and table.loc["a", "human_human_essays"] == 4
+    assert np.isnan(table.loc["b", "qwk"])  # one label only: kappa is undefined, not 1
+
+
+def test_kappa_of_a_matrix_is_scikit_learns_and_the_interval_narrows_with_more_essays() -> None:
+    rng = np.random.default_rng(7)
+    for n in (10, 200, 5000):
+        human = rng.integers(0, 11, n)
+        model = np.clip(human + rng.integers(-2, 3, n), 0, 10)
+        matrix = np.zeros((11, 11), dtype=int)
+        np.add.at(matrix, (human, model), 1)
+        expected = cohen_kappa_score(human, model, weights="quadratic", labels=list(range(11)))
+        assert kappa_of_matrix(matrix) == pytest.approx(expected)
+    low_small, high_small = bootstrap_interval(_matrix(rng, 50))
+    low_big, high_big = bootstrap_interval(_matrix(rng, 5000))
+    assert high_big - low_big < (high_small - low_small) / 4  # ~ 1/sqrt(100) as wide
+
+
+def _matrix(rng: np.random.Generator, n: int) -> np.ndarray:
+    human = rng.integers(0, 11, n)
+    model = np.clip(human + rng.integers(-2, 3, n), 0, 10)
+    matrix = np.zeros((11, 11), dtype=int)
+    np.add.at(matrix, (human, model), 1)
+    return matrix
+
+
+# --- import -------------------------------------------------------------------------------
+
+
+def _count(conn: psycopg.Connection, table: str) -> int:
+    return conn.execute(f"SELECT count(*) AS n FROM grader.{table}").fetchone()["n"]
+
+
+def test_the_shipped_set_imports_with_its_second_rater(conn: psycopg.Connection) -> None:
+    done = run_cli("evaluate", "import", str(SAMPLE_SET), "--name", "sample", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["items"] == 40 and result["targets"] == list(CRITERIA)
+    assert result["second_rater"] == list(CRITERIA)
+    assert _count(conn, "evaluation_items") == 40 and _count(conn, "submissions") == 40
+    again = run_cli("evaluate", "import", str(SAMPLE_SET), "--name", "sample")
+    assert again.returncode == 1 and "a set named 'sample' exists" in again.stderr
+    assert _count(conn, "submissions") == 40
+
+
+def _csv(path: Path, header: list[str], rows: list[list]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+GOOD = ["a", "An essay about school.", 5, 6, 7, 8]
+HEADER = ["id", "essay", *CRITERIA]
+
+
+@pytest.mark.parametrize(
+    ("rows", "extra", "message"),
+    [
+        (
+            [GOOD, ["b", "Text.", 11, 1, 1, 1]],
+            [],
+            "row 3, column 'thesis': score 11 is outside 0-10",
+        ),
+        ([GOOD, ["b", "Text.", 5.5, 1, 1, 1]], [], "row 3, column 'thesis': score '5.5' is not a "),
+        ([GOOD, ["b", "Text.", "", 1, 1, 1]], [], "row 3, column 'thesis': no score"),
+        ([["a", "   ", 1, 1, 1, 1]], [], "row 2, column 'essay': empty essay"),
+        ([GOOD, GOOD], [], "row 3, column 'id': duplicate id 'a'"),
+        ([GOOD], ["--map", "thesis=rater1_thesis"], "missing column 'rater1_thesis'"),
+        ([GOOD], ["--map", "style=x"], "--map names unknown field 'style'"),
+    ],
+    ids=[
+        "out-of-bounds",
+        "not-whole",
+        "no-score",
+        "empty-essay",
+        "duplicate-id",
+        "missing-mapped-column",
+        "unknown-field",
+    ],
+)
+def test_bad_input_names_row_and_column_and_imports_nothing(
+    conn: psycopg.Connection, tmp_path: Path, rows: list, extra: list[str], message: str
+) -> None:
+    path = _csv(tmp_path / "set.csv", HEADER, rows)
+    mapping = evaluation.parse_mapping(extra[1] if extra else None)
+    with pytest.raises(InvalidInputError) as failure:
+        evaluation.import_set(conn, path, load_rubric(), "s", mapping)
+    assert message in str(failure.value) and "\n" not in str(failure.value)
+    assert _count(conn, "evaluation_sets") == 0 and _count(conn, "submissions") == 0
+
+
+def test_a_bad_row_after_thousands_of_good_ones_leaves_nothing(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    rows = [[f"ok{i}", f"Essay {i}.", 1, 2, 3, 4] for i in range(4500)]  # past two COPY chunks
+    rows.append(["late", "Essay.", 1, 2, 3, 99])
+    done = run_cli("evaluate", "import", str(_csv(tmp_path / "s.csv", HEADER, rows)))
+    assert done.returncode == 1 and "row 4502, column 'language': score 99" in done.stderr
+    assert _count(conn, "evaluation_items") == 0 and _count(conn, "submissions") == 0
+
+
+def test_undecodable_text_missing_essay_column_and_bad_jsonl(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    latin = tmp_path / "latin1.csv"
+    latin.write_bytes(b"id,essay,thesis\na,caf\xe9 essay,5\n")
+    done = run_cli("evaluate", "import", str(latin))
+    assert done.returncode == 1 and "row 2, column 'essay': not UTF-8 text" in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    no_essay = _csv(tmp_path / "n.csv", ["id", "text", "thesis"], [["a", "x", 1]])
+    done = run_cli("evaluate", "import", str(no_essay))
+    assert done.returncode == 1 and "missing column 'essay' or 'essay_path'" in done.stderr
+    jsonl = tmp_path / "s.jsonl"
+    jsonl.write_text('{"id": "a", "essay": "x", "thesis": 3}\n{"id": "b", "essay": \n')
+    done = run_cli("evaluate", "import", str(jsonl))
+    assert done.returncode == 1 and "row 2: not JSON" in done.stderr
+    assert _count(conn, "submissions") == 0
+
+
+def test_asap_style_columns_with_a_mapping_and_essays_in_files(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    (tmp_path / "e1.txt").write_text("First essay.", encoding="utf-8")
+    (tmp_path / "e2.txt").write_text("Second essay.", encoding="utf-8")
+    path = _csv(
+        tmp_path / "asap.csv",
+        ["essay_id", "path", "rater1_domain1", "rater2_domain1", "domain1_score"],
+        [[1, "e1.txt", 20, 22, 21], [2, "e2.txt", 30, 29, 30]],
+    )
+    done = run_cli(
+        "evaluate",
+        "import",
+        str(path),
+        "--name",
+        "asap",
+        "--json",
+        "--map",
+        "id=essay_id,essay_path=path,total=rater1_domain1,second_total=rater2_domain1",
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["targets"] == ["total"]
+    humans = conn.execute(
+        "SELECT human, second FROM grader.evaluation_items ORDER BY item_id"
+    ).fetchall()
+    assert humans == [
+        {"human": {"total": 20}, "second": {"total": 22}},
+        {"human": {"total": 30}, "second": {"total": 29}},
+    ]
+
+
+# --- evaluation runs end to end ----------------------------------------------------------------
+
+
+def _synthetic_set(path: Path, n: int, seed: int) -> np.ndarray:
+    """n essays with human scores spread over 0-10 and a second rater one point off 30% of the
+    time; returns the human scores (n x 4)."""
+    rng = np.random.default_rng(seed)
+    human = np.clip(np.round(rng.normal(6, 2, size=(n, 4))), 0, 10).astype(int)
+    second = np.clip(human + rng.choice([-1, 0, 1], p=[0.15, 0.7, 0.15], size=human.shape), 0, 10)
+    _csv(
+        path,
+        ["id", "essay", *CRITERIA, *(f"second_{c}" for c in CRITERIA)],
+        [
+            [
+                f"e{i}",
+                f"Essay number {i}. Schools should plant more trees, for reasons {i * 7}.",
+                *human[i],
+                *second[i],
+            ]
+            for i in range(n)
+        ],
+    )
+    return human
+
+
+def _expected_qwk_range(human: np.ndarray, p: float, replicates: int = 400) -> tuple[float, float]:
+    """QWK of one criterion when each score moves one point with probability p (clamped to
+    0-10): the 0.5th to 99.5th percentile over simulated replicates, by scikit-learn."""
+    rng = np.random.default_rng(1)
+    kappas = []
+    for _ in range(replicates):
+        moved = rng.random(human.size) < p
+        model = np.clip(human + moved * rng.choice([-1, 1], size=human.size), 0, 10)
+        kappas.append(cohen_kappa_score(human, model, weights="quadratic", labels=range(11)))
+    return float(np.percentile(kappas, 0.5)), float(np.percentile(kappas, 99.5))
+
+
+def test_an_evaluation_with_known_noise_measures_the_qwk_the_noise_implies(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    n, p = 200, 0.5
+    human = _synthetic_set(tmp_path / "set.csv", n, seed=3)
+    env = {**NO_MODEL, "GRADER_REPORTS_DIR": str(tmp_path / "reports")}
+    assert run_cli("evaluate", "import", str(tmp_path / "set.csv"), "--name", "syn").returncode == 0
+    done = run_cli(
+        "evaluate",
+        "run",
+        "syn",
+        "--label",
+        "noisy",
+        "--simulate-off-by-one",
+        str(p),
+        "--concurrency",
+        "20",
+        "--json",
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "SIMULATED" in done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["essays"], summary["graded"], summary["failed"]) == (n, n, 0)
+    assert summary["simulated"] is True
+    targets = {t["target"]: t for t in summary["targets"]}
+    for i, criterion in enumerate(CRITERIA):
+        low, high = _expected_qwk_range(human[:, i], p)
+        measured = targets[criterion]["qwk"]
+        assert low <= measured <= high, (criterion, measured, low, high)
+        assert targets[criterion]["qwk_low"] < measured < targets[criterion]["qwk_high"]
+        # second rater: 30% one point off, the ceiling a school compares against
+        assert 0.8 < targets[criterion]["human_human_qwk"] < 1
+        assert targets[criterion]["human_human_essays"] == n
+
+    folder = Path(summary["folder"])
+    page = (folder / "report.html").read_text()
+    assert page.index("SIMULATED") < page.index("<h2>")
+    for name in (
+        "agreement.csv",
+        "items.csv",
+        "error_by_human_score.csv",
+        "confusion_thesis.csv",
+        "confusion_matrices.png",
+        "model_vs_human.png",
+    ):
+        assert (folder / name).stat().st_size > 0, name
+
+    # the run's jobs are kept out of production monitoring and the weekly report
+    recent = json.loads(run_cli("jobs", "recent", "--json").stdout)
+    assert recent == []
+    week = build_report(conn, make_window(None, None, "UTC"), DEFAULT_PRICES)
+    assert week.summary["jobs"] == 0
+
+    # a second, exact run, compared with the noisy one
+    exact = run_cli(
+        "evaluate", "run", "syn", "--label", "exact", "--concurrency", "20", env=env, timeout=600
+    )
+    assert exact.returncode == 0, exact.stderr
+    compared = run_cli("evaluate", "compare", "noisy", "exact", "--json")
+    assert compared.returncode == 0, compared.stderr
+    both = json.loads(compared.stdout)
+    exact_thesis = next(t for t in both["b"]["targets"] if t["target"] == "thesis")
+    assert exact_thesis["qwk"] == 1.0 and exact_thesis["exact"] == 1.0
+    text = run_cli("evaluate", "compare", "noisy", "exact").stdout
+    assert "thesis: QWK [95%]" in text and "1.00 [1.00, 1.00]" in text and "SIMULATED" in text
+    missing = run_cli("evaluate", "compare", "noisy", "nope")
+    assert missing.returncode == 1 and "no evaluation run with label or id 'nope'" in missing.stderr
