@@ -235,7 +235,12 @@ def cmd_evaluate_import(args: argparse.Namespace, settings: Settings) -> int:
     path = Path(args.file)
     with _connect(settings) as conn:
         result = evaluation.import_set(
-            conn, path, rubric, args.name or path.stem, evaluation.parse_mapping(args.map)
+            conn,
+            path,
+            rubric,
+            args.name or path.stem,
+            evaluation.parse_mapping(args.map),
+            args.scale,
         )
     _emit(
         args,
@@ -640,6 +645,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--map",
         help="FIELD=COLUMN,... where the file names columns its own way; fields: id, essay, "
         "essay_path, each criterion key, total, second_<criterion|total>",
+    )
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply every score by this first (2: half points to whole ones)",
     )
     p.set_defaults(func=cmd_evaluate_import)
     p = evaluate.add_parser("list", parents=[output], help="list the imported sets")

@@ -145,18 +145,21 @@ def _decoded(number: int, row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _score(value: Any, number: int, column: str, top: int, optional: bool) -> int | None:
+def _score(
+    value: Any, number: int, column: str, top: int, optional: bool, scale: float
+) -> int | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         if optional:
             return None
         raise InvalidInputError(f"row {number}, column {column!r}: no score")
     try:
-        score = float(value)
+        score = float(value) * scale
         if not score.is_integer():
             raise ValueError
     except (TypeError, ValueError):
         raise InvalidInputError(
             f"row {number}, column {column!r}: score {str(value)[:20]!r} is not a whole number"
+            + (f" (times {scale:g})" if scale != 1 else "")
         ) from None
     if not 0 <= score <= top:
         raise InvalidInputError(
@@ -201,9 +204,16 @@ def _essay(row: dict[str, Any], layout: Layout, number: int, base: Path) -> str:
 
 
 def import_set(
-    conn: psycopg.Connection, path: Path, rubric: Rubric, name: str, mapping: dict[str, str]
+    conn: psycopg.Connection,
+    path: Path,
+    rubric: Rubric,
+    name: str,
+    mapping: dict[str, str],
+    scale: float = 1.0,
 ) -> dict[str, Any]:
-    """Imports a human-scored set in one transaction: every row or none."""
+    """Imports a human-scored set in one transaction: every row or none. Scores are multiplied
+    by `scale` (2 turns half points into whole ones) and must then be whole numbers within the
+    rubric's bounds."""
     maxima = {c.key: c.max_points for c in rubric.criteria} | {TOTAL: rubric.max_score}
     with conn.transaction():
         rubric_id = store.save_rubric(conn, rubric)
@@ -230,13 +240,14 @@ def import_set(
             seen.add(item_id)
             essay = _essay(row, layout, number, path.parent)
             human = {
-                key: _score(row.get(col), number, col, maxima[key], optional=False)
+                key: _score(row.get(col), number, col, maxima[key], False, scale)
                 for key, col in layout.targets.items()
             }
             second = {
                 key: score
                 for key, col in layout.second.items()
-                if (score := _score(row.get(col), number, col, maxima[key], True)) is not None
+                if (score := _score(row.get(col), number, col, maxima[key], True, scale))
+                is not None
             }
             submission_id = uuid.uuid4()
             sha = hashlib.sha256(essay.encode("utf-8")).hexdigest()

@@ -258,6 +258,27 @@ def test_asap_style_columns_with_a_mapping_and_essays_in_files(
     ]
 
 
+def test_ellipse_style_half_points_scaled_to_whole_ones(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    path = _csv(
+        tmp_path / "ellipse.csv",
+        ["text_id", "full_text", "Cohesion", "Syntax", "Vocabulary", "Phraseology"],
+        [["T1", "An essay.", 3.5, 3.0, 4.5, 2.5]],
+    )
+    rubric = load_rubric()
+    mapping = "id=text_id,essay=full_text,thesis=Cohesion,evidence=Syntax,organization=Vocabulary"
+    mapping += ",language=Phraseology"
+    result = evaluation.import_set(
+        conn, path, rubric, "ellipse", evaluation.parse_mapping(mapping), scale=2
+    )
+    assert result["items"] == 1
+    human = conn.execute("SELECT human FROM grader.evaluation_items").fetchone()["human"]
+    assert human == {"thesis": 7, "evidence": 6, "organization": 9, "language": 5}
+    with pytest.raises(InvalidInputError, match=r"row 2, column 'Cohesion': score '3.5' is not a"):
+        evaluation.import_set(conn, path, rubric, "unscaled", evaluation.parse_mapping(mapping))
+
+
 # --- evaluation runs end to end ----------------------------------------------------------------
 
 

@@ -147,6 +147,7 @@ def test_up_deploys_every_deployment_with_its_schedule(stack: dict) -> None:
         "grade-pending",
         "weekly-metrics-report",
         "reap-stuck-tasks",
+        "evaluate-agreement",
     }
     assert all(d.work_pool_name == stack["pool"] for d in deployments.values())
     cron = [s.schedule for s in deployments["grade-pending"].schedules]
@@ -186,6 +187,40 @@ def test_five_grades_handed_off_to_the_deployment_complete(on_stack: dict) -> No
     # the worker's log names each run as the UI titles it (named at creation, not at start)
     worker_log = (on_stack["home"] / "logs" / "worker.log").read_text()
     assert all(f"'{name}'" in worker_log for name in names), worker_log[-2000:]
+
+
+def test_the_evaluate_agreement_deployment_reports_a_run(on_stack: dict) -> None:
+    """A set imported into the stack's database, evaluated by the deployment on the worker."""
+    from prefect.deployments import arun_deployment
+
+    sample = Path(__file__).parents[1] / "essay_grader/samples/evaluation/sample_set.csv"
+    name = f"sample-{time.time_ns()}"
+    imported = run_cli(
+        "evaluate", "import", str(sample), "--name", name, env=_stack_env(on_stack["home"])
+    )
+    assert imported.returncode == 0, imported.stderr
+
+    async def evaluate(client):
+        return await arun_deployment(
+            "evaluate-agreement/evaluate-agreement",
+            client=client,
+            parameters={"set_name": name, "label": "deployed"},
+            timeout=300,
+        )
+
+    run = asyncio.run(_prefect(on_stack["api_url"], evaluate))
+    assert run.state.is_completed(), run.state
+    with psycopg.connect(on_stack["database_url"], row_factory=psycopg.rows.dict_row) as conn:
+        row = conn.execute(
+            "SELECT e.metrics, count(t.*) AS jobs FROM grader.evaluation_runs AS e "
+            "JOIN grader.evaluation_sets AS s ON s.set_id = e.set_id "
+            "JOIN grader.background_tasks AS t ON t.evaluation_run_id = e.run_id "
+            "WHERE s.name = %s GROUP BY e.metrics",
+            (name,),
+        ).fetchone()
+    assert row["jobs"] == 40 and row["metrics"]["graded"] == 40
+    # the stack's simulator was told no human scores: its grades are simulated, and say so
+    assert row["metrics"]["simulated"] is True
 
 
 def test_failed_hand_off_leaves_a_pending_job_that_grade_pending_completes(
