@@ -25,7 +25,7 @@ from fastapi.openapi.docs import get_redoc_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -48,6 +48,27 @@ log = logging.getLogger("grader.api")
 # --- request and response bodies -----------------------------------------------------------
 
 
+def _without_anchors(schema: dict[str, Any]) -> None:
+    schema["properties"].pop("anchors", None)
+
+
+class SubmittedRubric(Rubric):
+    """A rubric sent with a request: name and criteria. Anchor essays (scored examples for the
+    prompt) are given to evaluation runs (`grader evaluate run --anchors`), not over HTTP: a
+    request body stays under its size limit."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, title="Rubric", json_schema_extra=_without_anchors
+    )
+
+    @field_validator("anchors")
+    @classmethod
+    def _none(cls, anchors: tuple) -> tuple:
+        if anchors:
+            raise ValueError("anchor essays are not accepted over HTTP")
+        return anchors
+
+
 class SubmissionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -60,7 +81,8 @@ class SubmissionRequest(BaseModel):
         ),
     ] = None
     rubric: Annotated[
-        Rubric | None, Field(description="grade by this rubric instead of the default one")
+        SubmittedRubric | None,
+        Field(description="grade by this rubric instead of the default one"),
     ] = None
 
 
@@ -73,7 +95,8 @@ class GradingJobRequest(BaseModel):
 
     submission_id: UUID
     rubric: Annotated[
-        Rubric | None, Field(description="grade by this rubric instead of the submission's")
+        SubmittedRubric | None,
+        Field(description="grade by this rubric instead of the submission's"),
     ] = None
 
 

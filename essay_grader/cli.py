@@ -279,11 +279,20 @@ def cmd_evaluate_run(args: argparse.Namespace, settings: Settings) -> int:
         k: v
         for k, v in (
             ("off_by_one", args.simulate_off_by_one),
+            ("anchored_off_by_one", args.simulate_anchored_off_by_one),
             ("bias", args.simulate_bias),
             ("random", args.simulate_random),
         )
-        if v
+        if v is not None
     }
+    anchors = None
+    if args.anchors:
+        from grader.models import parse_rubric
+
+        with _connect(settings) as conn:
+            set_row = evaluation.find_set(conn, args.set)
+        rubric = parse_rubric(set_row["rubric"], args.set)
+        anchors = evaluation.load_anchors(Path(args.anchors), rubric)
     with ExitStack() as stack:
         if settings.simulated:
             from grader.simulator import LLMSimulator, SimulatorConfig
@@ -311,6 +320,8 @@ def cmd_evaluate_run(args: argparse.Namespace, settings: Settings) -> int:
                 args.model,
                 args.concurrency,
                 args.timeout / 60,
+                args.samples,
+                anchors,
                 noise or None,
             ),
         )
@@ -667,13 +678,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for name, kind, text in (
         ("off-by-one", _probability, "probability a score is one point off"),
+        (
+            "anchored-off-by-one",
+            _probability,
+            "the same when the prompt carries anchor essays (default: as --simulate-off-by-one)",
+        ),
         ("bias", int, "points added to every score"),
         ("random", _probability, "probability a score is random"),
     ):
-        p.add_argument(
-            f"--simulate-{name}", type=kind, default=0, help=f"simulator only: {text} (0)"
-        )
+        p.add_argument(f"--simulate-{name}", type=kind, help=f"simulator only: {text}")
     p.add_argument("--seed", type=int, default=0, help="simulator only: seed of its noise (0)")
+    p.add_argument(
+        "--samples",
+        type=_positive_int,
+        help="grade each essay K times and keep the median (default GRADER_SAMPLES, 1)",
+    )
+    p.add_argument(
+        "--anchors",
+        help="scored example essays for the prompt: TOML/JSON {anchors = [...]} or CSV/JSONL",
+    )
     p.set_defaults(func=cmd_evaluate_run)
     p = evaluate.add_parser("compare", parents=[output], help="two finished runs side by side")
     p.add_argument("run_a", help="a run's label or the start of its id")

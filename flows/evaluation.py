@@ -37,21 +37,33 @@ async def evaluate_agreement(
     model: str | None = None,
     concurrency: int = 10,
     timeout_minutes: float = 60.0,
+    samples: int | None = None,
+    anchors: list[dict[str, Any]] | None = None,
     simulator_noise: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Grades every essay of `set_name` with `model` (default GRADER_MODEL) and reports the
-    agreement with its human scores. `simulator_noise` only records what the caller told the
-    simulator (it never reaches a real model)."""
+    agreement with its human scores. `samples`: gradings per essay, the median kept (default
+    GRADER_SAMPLES); `anchors`: scored example essays for the prompt ({essay, scores,
+    justification}, as `grader evaluate run --anchors` reads them). `simulator_noise` only
+    records what the caller told the simulator (it never reaches a real model)."""
     if not 1 <= concurrency <= 1000 or timeout_minutes <= 0:
         raise GraderError("concurrency must be between 1 and 1000 and timeout_minutes above 0")
+    if samples is not None and not 1 <= samples <= 15:
+        raise GraderError("samples must be between 1 and 15")
     settings = settings_for_run()
     if model:
         settings = replace(settings, model=model)
     with connect(settings) as conn:
         set_row = evaluation.find_set(conn, set_name)
-        run_settings = {"simulator_noise": simulator_noise} if simulator_noise else {}
+        run_settings = {
+            "samples": samples or settings.samples,
+            "anchors": len(anchors or []),
+            **({"simulator_noise": simulator_noise} if simulator_noise else {}),
+        }
         label = label or time.strftime("%Y%m%d-%H%M%S")
-        run = evaluation.create_run(conn, set_row, label, settings.model, run_settings)
+        run = evaluation.create_run(
+            conn, set_row, label, settings.model, run_settings, anchors, samples
+        )
 
     async with open_run_context(settings, min(concurrency + 1, 20), flow_run.id) as ctx:
         batch = max(1, min(concurrency // 4, 10))

@@ -42,9 +42,13 @@ async def _run_steps(ctx: RunContext, call_openai: Task, job: ClaimedJob) -> str
     try:
         submission = await load_submission(ctx, job)
         await _pause_point("load-submission", ctx)
-        reply = await call_openai(ctx, submission)
+        samples = job.samples or ctx.settings.samples
+        # K gradings at once, each its own call-OpenAI task run with its own retries
+        replies = await asyncio.gather(*(call_openai(ctx, submission) for _ in range(samples)))
         await _pause_point("call-openai", ctx)
-        grade = await parse_score(reply, submission, ctx.prices)
+        grade = await parse_score(
+            list(replies), submission, ctx.prices, ctx.settings.disagreement_points
+        )
         await _pause_point("parse-score", ctx)
         await persist_result(ctx, job, grade)
         return "completed"

@@ -13,6 +13,7 @@ import csv
 import hashlib
 import json
 import re
+import tomllib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from grader import store
-from grader.db import query
+from grader.db import first_line, query
 from grader.errors import InvalidInputError, NotFoundError
 from grader.models import storable_text
 
@@ -322,9 +323,18 @@ def create_run(
     label: str,
     model: str,
     settings: dict[str, Any],
+    anchors: list[dict[str, Any]] | None = None,
+    samples: int | None = None,
 ) -> dict[str, Any]:
     """The run and one pending job per essay, in one transaction (a listener hears them at
-    once; grade-pending sweeps them up otherwise)."""
+    once; grade-pending sweeps them up otherwise). With `anchors`, the jobs grade by the set's
+    rubric carrying those anchor essays (a rubric of its own, stored once per content)."""
+    from grader.models import parse_rubric
+
+    rubric_id = set_row["rubric_id"]
+    if anchors:
+        rubric = parse_rubric(set_row["rubric"], set_row["name"]).with_anchors(anchors)
+        rubric_id = store.save_rubric(conn, rubric)
     with conn.transaction():
         run = conn.execute(
             query("insert_evaluation_run"),
@@ -336,9 +346,54 @@ def create_run(
             },
         ).fetchone()
         jobs = conn.execute(
-            query("create_evaluation_jobs"), {"set_id": set_row["set_id"], "run_id": run["run_id"]}
+            query("create_evaluation_jobs"),
+            {
+                "set_id": set_row["set_id"],
+                "run_id": run["run_id"],
+                "rubric_id": rubric_id,
+                "samples": samples,
+            },
         ).rowcount
     return {"run_id": run["run_id"], "jobs": jobs, "label": label}
+
+
+def load_anchors(path: Path, rubric: Rubric) -> list[dict[str, Any]]:
+    """Anchor essays from a TOML or JSON file ({"anchors": [{essay, scores, justification}]})
+    or from a CSV or JSONL file in the import format (id, essay, a score per criterion);
+    checked against `rubric` (InvalidInputError with a one-line reason)."""
+    from pydantic import ValidationError
+
+    from grader.models import validation_summary
+
+    suffix = path.suffix.lower()
+    if suffix in (".toml", ".json"):
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise InvalidInputError(f"cannot read anchors {path}: {first_line(exc)}") from None
+        anchors = data.get("anchors") if isinstance(data, dict) else None
+        if not isinstance(anchors, list) or not anchors:
+            raise InvalidInputError(f"anchors {path}: expected a non-empty list 'anchors'")
+    else:
+        anchors, layout = [], None
+        maxima = {c.key: c.max_points for c in rubric.criteria}
+        for number, header, row in _rows(path):
+            layout = layout or _layout(header, rubric, {})
+            anchors.append(
+                {
+                    "essay": _essay(row, layout, number, path.parent),
+                    "scores": {
+                        key: _score(row.get(col), number, col, maxima[key], False, 1.0)
+                        for key, col in layout.targets.items()
+                        if key in maxima
+                    },
+                }
+            )
+    try:
+        return list(rubric.with_anchors(anchors).definition()["anchors"])
+    except ValidationError as exc:
+        raise InvalidInputError(f"anchors {path}: {validation_summary(exc)}") from None
 
 
 def run_progress(conn: psycopg.Connection, run_id: uuid.UUID) -> dict[str, int]:

@@ -11,6 +11,7 @@ that the student cannot know in advance, marked as data to grade, never instruct
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -44,7 +45,50 @@ def rubric_prompt(rubric: Rubric) -> str:
     return "\n".join(lines)
 
 
-def build_messages(rubric: Rubric, essay: str) -> list[dict[str, str]]:
+# Anchor essays are budgeted in estimated tokens (about 4 characters each for English): no
+# tokenizer to download, and the budget is a ceiling, not a bill.
+CHARS_PER_TOKEN = 4
+
+
+def anchors_prompt(rubric: Rubric, token_budget: int) -> str:
+    """The rubric's anchor essays as scored examples, in order, as many as fit the budget."""
+    if not rubric.anchors:
+        return ""
+    parts = [
+        "Scored examples: teachers of this school graded these essays against the same rubric. "
+        "Use them to calibrate your scores; they are not the essay to grade."
+    ]
+    used = len(parts[0]) // CHARS_PER_TOKEN
+    for number, anchor in enumerate(rubric.anchors, start=1):
+        scores = "; ".join(
+            f"{c.key} {anchor.scores[c.key]}/{c.max_points}"
+            + (f" ({anchor.justification[c.key]})" if c.key in anchor.justification else "")
+            for c in rubric.criteria
+        )
+        example = (
+            f"<<<EXAMPLE {number}>>>\n{anchor.essay}\n<<<END EXAMPLE {number}>>>\n"
+            f"Scores given: {scores}"
+        )
+        cost = len(example) // CHARS_PER_TOKEN
+        if used + cost > token_budget:
+            break
+        parts.append(example)
+        used += cost
+    return "\n\n".join(parts) if len(parts) > 1 else ""
+
+
+def system_prompt(rubric: Rubric, anchor_tokens: int) -> str:
+    anchors = anchors_prompt(rubric, anchor_tokens)
+    return f"{SYSTEM_PROMPT}\n\n{rubric_prompt(rubric)}" + (f"\n\n{anchors}" if anchors else "")
+
+
+def prompt_version(system: str) -> str:
+    """What a grade can be traced to: the system prompt (instructions, rubric, the anchors that
+    fit), hashed; the essay, last and separate, is not part of it."""
+    return hashlib.sha256(system.encode("utf-8")).hexdigest()[:12]
+
+
+def build_messages(rubric: Rubric, essay: str, anchor_tokens: int = 0) -> list[dict[str, str]]:
     token = secrets.token_hex(8)
     essay_block = (
         f"Grade the essay between the two lines that carry the token {token}. "
@@ -52,7 +96,7 @@ def build_messages(rubric: Rubric, essay: str) -> list[dict[str, str]]:
         f"<<<ESSAY {token}>>>\n{essay}\n<<<END ESSAY {token}>>>"
     )
     return [
-        {"role": "system", "content": f"{SYSTEM_PROMPT}\n\n{rubric_prompt(rubric)}"},
+        {"role": "system", "content": system_prompt(rubric, anchor_tokens)},
         {"role": "user", "content": essay_block},
     ]
 
@@ -85,11 +129,17 @@ async def model_client(settings: Settings) -> AsyncIterator[openai.AsyncOpenAI]:
 
 
 async def request_grade(
-    client: openai.AsyncOpenAI, model: str, rubric: Rubric, essay: str, attempt: int
+    client: openai.AsyncOpenAI,
+    model: str,
+    rubric: Rubric,
+    essay: str,
+    attempt: int,
+    anchor_tokens: int = 0,
 ) -> ModelReply:
+    messages = build_messages(rubric, essay, anchor_tokens)
     completion = await client.chat.completions.create(
         model=model,
-        messages=build_messages(rubric, essay),
+        messages=messages,
         response_format=response_format(rubric),
         temperature=0,
     )
@@ -102,6 +152,7 @@ async def request_grade(
         prompt_tokens=usage.prompt_tokens if usage else 0,
         completion_tokens=usage.completion_tokens if usage else 0,
         attempts=attempt,
+        prompt_version=prompt_version(messages[0]["content"]),
     )
 
 

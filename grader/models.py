@@ -12,11 +12,12 @@ import hashlib
 import json
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from statistics import median_low
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -26,6 +27,7 @@ from pydantic import (
     ValidationError,
     create_model,
     field_validator,
+    model_validator,
 )
 
 from grader.errors import InvalidEssayError, InvalidInputError, ModelOutputError, RubricError
@@ -69,11 +71,24 @@ class Criterion(BaseModel):
     max_points: Annotated[int, Field(ge=1, le=1000)]
 
 
+class Anchor(BaseModel):
+    """An essay the school's teachers scored, shown to the model as a calibration example."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    essay: Annotated[StorableText, Field(min_length=1, max_length=20_000)]
+    scores: dict[str, int]
+    justification: dict[str, Annotated[StorableText, Field(max_length=1000)]] = {}
+
+
 class Rubric(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Annotated[StorableText, Field(min_length=1, max_length=200)]
     criteria: Annotated[tuple[Criterion, ...], Field(min_length=1, max_length=30)]
+    # scored examples, in the order they go into the prompt (as many as GRADER_ANCHOR_TOKENS
+    # allows); part of the rubric's content, so a grade's rubric says which anchors it saw
+    anchors: Annotated[tuple[Anchor, ...], Field(max_length=50)] = ()
 
     @field_validator("criteria")
     @classmethod
@@ -83,12 +98,30 @@ class Rubric(BaseModel):
             raise ValueError("criterion keys must be unique")
         return criteria
 
+    @model_validator(mode="after")
+    def _anchors_fit(self) -> Rubric:
+        tops = {c.key: c.max_points for c in self.criteria}
+        for number, anchor in enumerate(self.anchors, start=1):
+            if set(anchor.scores) != set(tops):
+                raise ValueError(f"anchor {number} must score exactly the criteria {list(tops)}")
+            for key, score in anchor.scores.items():
+                if not 0 <= score <= tops[key]:
+                    raise ValueError(f"anchor {number}: {key} {score} is outside 0-{tops[key]}")
+            if set(anchor.justification) - set(tops):
+                raise ValueError(f"anchor {number}: justification for an unknown criterion")
+        return self
+
+    def with_anchors(self, anchors: list[Any]) -> Rubric:
+        """This rubric with `anchors` (dicts or Anchor) in place of its own."""
+        return Rubric.model_validate({**self.definition(), "anchors": anchors})
+
     @property
     def max_score(self) -> int:
         return sum(c.max_points for c in self.criteria)
 
     def definition(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        # no "anchors" key when there are none: a rubric's content hash stays what it was
+        return self.model_dump(mode="json", exclude_defaults=True)
 
     @property
     def content_sha256(self) -> str:
@@ -97,7 +130,7 @@ class Rubric(BaseModel):
 
     def answer_model(self) -> type[BaseModel]:
         """The Pydantic model of the answer the LLM must give for this rubric."""
-        return _answer_model(self)
+        return _answer_model(self.criteria)  # the criteria are hashable; anchors hold dicts
 
 
 # Only keywords that OpenAI's strict structured outputs accept (no string lengths, for one).
@@ -107,15 +140,16 @@ def _criterion_answer(criterion: Criterion) -> type[BaseModel]:
         __config__=ConfigDict(extra="forbid"),
         score=(Annotated[int, Field(ge=0, le=criterion.max_points)], ...),
         justification=(str, ...),
+        confidence=(Literal["low", "medium", "high"], ...),
     )
 
 
 @cache
-def _answer_model(rubric: Rubric) -> type[BaseModel]:
+def _answer_model(rubric_criteria: tuple[Criterion, ...]) -> type[BaseModel]:
     criteria = create_model(
         "CriterionScores",
         __config__=ConfigDict(extra="forbid"),
-        **{c.key: (_criterion_answer(c), ...) for c in rubric.criteria},
+        **{c.key: (_criterion_answer(c), ...) for c in rubric_criteria},
     )
     return create_model(
         "GradeAnswer",
@@ -125,7 +159,7 @@ def _answer_model(rubric: Rubric) -> type[BaseModel]:
     )
 
 
-def _validation_summary(exc: ValidationError) -> str:
+def validation_summary(exc: ValidationError) -> str:
     # include_input=False: an invalid value may quote the essay
     problems = [
         f"{'.'.join(str(p) for p in err['loc']) or 'document'}: {err['msg']}"
@@ -139,7 +173,7 @@ def parse_rubric(data: Any, source: str) -> Rubric:
     try:
         return Rubric.model_validate(data)
     except ValidationError as exc:
-        raise RubricError(f"rubric {source} is not valid: {_validation_summary(exc)}") from None
+        raise RubricError(f"rubric {source} is not valid: {validation_summary(exc)}") from None
 
 
 def load_rubric(path: str | Path | None = None) -> Rubric:
@@ -190,6 +224,7 @@ class ModelReply:
     prompt_tokens: int
     completion_tokens: int
     attempts: int
+    prompt_version: str | None = None
 
 
 def parse_reply(reply: ModelReply, rubric: Rubric) -> Grade:
@@ -204,7 +239,7 @@ def parse_reply(reply: ModelReply, rubric: Rubric) -> Grade:
         answer = rubric.answer_model().model_validate_json(reply.content)
     except ValidationError as exc:
         raise ModelOutputError(
-            f"the model's answer does not fit the rubric: {_validation_summary(exc)}"
+            f"the model's answer does not fit the rubric: {validation_summary(exc)}"
         ) from None
     scores = answer.criteria
     return Grade(
@@ -215,6 +250,7 @@ def parse_reply(reply: ModelReply, rubric: Rubric) -> Grade:
                 score=getattr(scores, c.key).score,
                 max_points=c.max_points,
                 justification=getattr(scores, c.key).justification.strip(),
+                confidence=getattr(scores, c.key).confidence,
             )
             for c in rubric.criteria
         ),
@@ -223,4 +259,34 @@ def parse_reply(reply: ModelReply, rubric: Rubric) -> Grade:
         prompt_tokens=reply.prompt_tokens,
         completion_tokens=reply.completion_tokens,
         model_attempts=reply.attempts,
+        prompt_version=reply.prompt_version,
+    )
+
+
+def combine_samples(grades: list[Grade], disagreement_points: int) -> Grade:
+    """One grade from K gradings of the same essay: per criterion the median score (the lower
+    of the two middle ones when K is even: always a score some sample gave), with that
+    sample's justification and confidence, and every sample's score; the criteria whose
+    samples lie more than `disagreement_points` apart are named as disagreement. Tokens, cost
+    and calls add up over all K."""
+    if len(grades) == 1:
+        return grades[0]
+    criteria = []
+    for i in range(len(grades[0].criteria)):
+        scores = [g.criteria[i].score for g in grades]
+        kept = next(g.criteria[i] for g in grades if g.criteria[i].score == median_low(scores))
+        criteria.append(replace(kept, samples=tuple(scores)))
+    total = sum(c.score for c in criteria)
+    closest = min(grades, key=lambda g: abs(g.total_score - total))
+    costs = [g.cost_usd for g in grades]
+    return replace(
+        closest,
+        criteria=tuple(criteria),
+        prompt_tokens=sum(g.prompt_tokens for g in grades),
+        completion_tokens=sum(g.completion_tokens for g in grades),
+        model_attempts=sum(g.model_attempts for g in grades),
+        cost_usd=None if None in costs else round(sum(costs), 6),
+        disagreement=tuple(
+            c.key for c in criteria if max(c.samples) - min(c.samples) > disagreement_points
+        ),
     )

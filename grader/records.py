@@ -28,6 +28,8 @@ class CriterionScore:
     score: int
     max_points: int
     justification: str
+    confidence: str | None = None  # the model's own: low, medium or high
+    samples: tuple[int, ...] = ()  # each sample's score, when the essay was graded K > 1 times
 
 
 @dataclass(frozen=True)
@@ -50,13 +52,18 @@ class Grade:
     model_attempts: int
     cost_usd: float | None = None  # USD; None when the price table has no price for the model
     injection_signals: tuple[str, ...] = ()  # grader.injection's signals found in the essay
+    prompt_version: str | None = None  # hash of system prompt, rubric and anchors
+    disagreement: tuple[str, ...] = ()  # criteria whose samples spread more than allowed
     grade_id: UUID | None = None  # set once the grade is stored
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Grade:
         """A stored grade (criteria as the JSON list persist-result wrote)."""
         return cls(
-            criteria=tuple(CriterionScore(**c) for c in row["criteria"]),
+            criteria=tuple(
+                CriterionScore(**{**c, "samples": tuple(c.get("samples", ()))})
+                for c in row["criteria"]
+            ),
             feedback=row["feedback"],
             model=row["model"],
             prompt_tokens=row["prompt_tokens"],
@@ -64,6 +71,8 @@ class Grade:
             model_attempts=row["model_attempts"],
             cost_usd=row["cost_usd"],
             injection_signals=tuple(row["injection_signals"]),
+            prompt_version=row["prompt_version"],
+            disagreement=tuple(row["disagreement"]),
             grade_id=row["grade_id"],
         )
 

@@ -101,6 +101,9 @@ class Settings:
     reports_dir: Path
     prices_file: str | None  # a TOML or JSON table of model prices (USD per million tokens)
     pgdata: Path  # data directory of the embedded PostgreSQL, used when DATABASE_URL is not set
+    samples: int = 1  # gradings per essay, the median kept (a job's own setting wins)
+    disagreement_points: int = 2  # samples further apart than this flag the grade for review
+    anchor_tokens: int = 3000  # most prompt tokens (estimated) the rubric's anchor essays take
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -128,6 +131,9 @@ class Settings:
             reports_dir=Path(env.get("GRADER_REPORTS_DIR") or home / "reports").expanduser(),
             prices_file=env.get("GRADER_PRICES") or None,
             pgdata=Path(env.get("GRADER_PGDATA") or home / "pgdata").expanduser(),
+            samples=_env_int(env, "GRADER_SAMPLES", 1, minimum=1),
+            disagreement_points=_env_int(env, "GRADER_DISAGREEMENT_POINTS", 2),
+            anchor_tokens=_env_int(env, "GRADER_ANCHOR_TOKENS", 3000),
         )
 
     def require_model(self) -> None:

@@ -40,7 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 FAULTS: tuple[str, ...] = ("429", "500", "drop", "hang", "truncate", "malformed", "overscore")
-NOISE: tuple[str, ...] = ("off_by_one", "bias", "random")
+NOISE: tuple[str, ...] = ("off_by_one", "anchored_off_by_one", "bias", "random")
 _ESSAY = re.compile(r"<<<ESSAY (\w+)>>>\n(.*)\n<<<END ESSAY \1>>>", re.DOTALL)
 OVERSCORE = 1_000_000
 
@@ -64,6 +64,11 @@ class SimulatorConfig:
     # tests and the demo), given back with controlled noise: `off_by_one` (probability a score
     # moves one point up or down), `bias` (points added to every score), `random` (probability
     # a score is drawn at random instead). Scores stay within the rubric's bounds.
+    # `anchored_off_by_one` replaces `off_by_one` when the prompt carries scored examples (so
+    # that anchors can be shown to help). Each call draws its own noise (a generator seeded by
+    # the essay, the criterion and how often that essay was asked): repeated samples differ.
+    # The answer's confidence is "high" for an untouched score, "low" for a moved one and
+    # "medium" for a random one.
     reference: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
     reference_noise: dict[str, float] = field(default_factory=dict)
 
@@ -122,7 +127,8 @@ def _check(name: str, value: Any) -> Any:
         expected = "an object of essay sha256 to {criterion: whole-number score}"
     elif name == "reference_noise":
         ok = isinstance(value, dict) and set(value) <= set(NOISE)
-        ok = ok and all(_number(value[k], 1) for k in ("off_by_one", "random") if k in value)
+        rates = ("off_by_one", "anchored_off_by_one", "random")
+        ok = ok and all(_number(value[k], 1) for k in rates if k in value)
         bias = value.get("bias", 0) if ok else None
         ok = ok and _number(abs(bias) if isinstance(bias, int | float) else None)
         expected = "an object with off_by_one and random (0-1) and bias (points)"
@@ -157,28 +163,31 @@ def parse_fault_rates(spec: str) -> dict[str, float]:
     return rates
 
 
-def _rubric_maxima(spec: Any) -> dict[str, int] | None:
-    """{criterion key: maximum score} if a json_schema response format asks for the grader's
-    answer, {"criteria": {key: {"score", "justification"}}, "overall_feedback"}, with its objects
-    inline or as "#/$defs/..." references; None for any other schema."""
+def _rubric_maxima(spec: Any) -> tuple[dict[str, int], bool] | None:
+    """({criterion key: maximum score}, whether it asks for a confidence) if a json_schema
+    response format asks for the grader's answer, {"criteria": {key: {"score",
+    "justification"[, "confidence"]}}, "overall_feedback"}, with its objects inline or as
+    "#/$defs/..." references; None for any other schema."""
 
-    def props(schema: dict[str, Any], *names: str) -> dict[str, dict[str, Any]]:
+    def props(schema: dict[str, Any], *names: str, optional: str = "") -> dict[str, dict]:
         ref = schema.get("$ref", "")
         schema = spec["schema"]["$defs"][ref[8:]] if ref.startswith("#/$defs/") else schema
-        if names and set(schema["properties"]) != set(names):
+        if names and set(schema["properties"]) - {optional} != set(names):
             raise KeyError(names)
         return schema["properties"]
 
     try:
         answer = props(spec["schema"], "criteria", "overall_feedback")
-        maxima = {}
+        maxima, confidence = {}, set()
         for key, criterion in props(answer["criteria"]).items():
-            parts = props(criterion, "score", "justification")
+            parts = props(criterion, "score", "justification", optional="confidence")
             score, maxima[key] = parts["score"], parts["score"]["maximum"]
+            confidence.add("confidence" in parts)
             if (score["type"], parts["justification"]["type"]) != ("integer", "string"):
                 return None
         ok = all(type(top) is int and top >= 0 for top in maxima.values())
-        return maxima if maxima and ok and answer["overall_feedback"]["type"] == "string" else None
+        ok = ok and len(confidence) == 1 and answer["overall_feedback"]["type"] == "string"
+        return (maxima, confidence.pop()) if maxima and ok else None
     except (KeyError, TypeError, AttributeError):
         return None
 
@@ -251,6 +260,7 @@ class LLMSimulator:
         self.config = config if config is not None else SimulatorConfig()
         self.config.__post_init__()  # checks it again: it may have been changed since
         self.requests: list[RequestRecord] = []
+        self._asked: dict[str, int] = {}  # how often each known essay was asked, for its noise
         self._rng, self._rng_seed = random.Random(self.config.seed), self.config.seed
         self._stopping = asyncio.Event()
         self._base_url: str | None = None
@@ -380,25 +390,32 @@ class LLMSimulator:
             roll -= rate
         return None
 
-    def _known_scores(self, prompt: str, maxima: dict[str, int]) -> dict[str, int]:
-        """The reference scores of the essay in `prompt`, with the configured noise (drawn
-        from a generator seeded by the essay and criterion: the same answer every time)."""
+    def _known_scores(
+        self, prompt: str, system: str, maxima: dict[str, int]
+    ) -> dict[str, tuple[int, str]]:
+        """{criterion: (score, confidence)} from the reference scores of the essay in `prompt`,
+        with the configured noise; empty for an essay it was not told about."""
         essay = _ESSAY.search(prompt)
         if not self.config.reference or essay is None:
             return {}
         sha = hashlib.sha256(essay.group(2).encode()).hexdigest()
+        asked = self._asked[sha] = self._asked.get(sha, 0) + 1
         noise, scores = self.config.reference_noise, {}
+        off_by_one = noise.get("off_by_one", 0)
+        if "<<<EXAMPLE 1>>>" in system:
+            off_by_one = noise.get("anchored_off_by_one", off_by_one)
         for key, human in self.config.reference.get(sha, {}).items():
             if key not in maxima:
                 continue
-            rng = random.Random(f"{self.config.seed}:{sha}:{key}")
+            rng = random.Random(f"{self.config.seed}:{sha}:{key}:{asked}")
+            confidence = "high"
             if rng.random() < noise.get("random", 0):
-                score = rng.randint(0, maxima[key])
+                score, confidence = rng.randint(0, maxima[key]), "medium"
             else:
                 score = human + int(noise.get("bias", 0))
-                if rng.random() < noise.get("off_by_one", 0):
-                    score += rng.choice((-1, 1))
-            scores[key] = min(max(score, 0), maxima[key])
+                if rng.random() < off_by_one:
+                    score, confidence = score + rng.choice((-1, 1)), "low"
+            scores[key] = (min(max(score, 0), maxima[key]), confidence)
         return scores
 
     def _answer(self, raw: bytes, record: RequestRecord) -> Response:
@@ -423,7 +440,8 @@ class LLMSimulator:
         if kind not in ("text", "json_object", "json_schema"):
             message = "'response_format.type' must be 'text', 'json_object' or 'json_schema'"
             return _error(400, message, "response_format")
-        maxima = _rubric_maxima(response_format.get("json_schema"))
+        schema = _rubric_maxima(response_format.get("json_schema"))
+        maxima, asks_confidence = schema or (None, False)
         if kind == "json_schema" and maxima is None:
             message = "cannot answer this schema: the simulator answers only the grader's rubric"
             return _error(400, message, "response_format")
@@ -444,11 +462,16 @@ class LLMSimulator:
         content = "[simulated] A placeholder answer from the model simulator, not a grade."
         if maxima is not None:  # the same essay gets the same scores, spread over 0..max
             digest, criteria = hashlib.sha256(prompt.encode()).digest(), {}
-            known = self._known_scores(prompt, maxima)
+            system = next(
+                (_text(m.get("content")) for m in messages if m.get("role") == "system"), ""
+            )
+            known = self._known_scores(prompt, system, maxima)
             for i, (key, top) in enumerate(maxima.items()):
-                score = known.get(key, digest[i % 32] % (top + 1))
+                score, confidence = known.get(key, (digest[i % 32] % (top + 1), "medium"))
                 score = OVERSCORE if fault == "overscore" else score
                 criteria[key] = {"score": score, "justification": f"[simulated] placeholder: {key}"}
+                if asks_confidence:
+                    criteria[key]["confidence"] = confidence
             feedback = "[simulated] placeholder feedback from the model simulator, not a grade."
             content = json.dumps({"criteria": criteria, "overall_feedback": feedback})
         if fault == "truncate":

@@ -41,6 +41,7 @@ class ClaimedJob:
     attempt: int
     submission_id: UUID
     rubric_id: UUID
+    samples: int | None = None  # gradings to take the median of; None: GRADER_SAMPLES
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,7 @@ def _claimed(row: dict[str, Any]) -> ClaimedJob:
         attempt=row["attempts"],
         submission_id=UUID(row["input_data"]["submission_id"]),
         rubric_id=UUID(row["input_data"]["rubric_id"]),
+        samples=row["input_data"].get("samples"),
     )
 
 
@@ -441,6 +443,8 @@ async def complete_task(pool: AsyncConnectionPool, job: ClaimedJob, grade: Grade
                 "model_attempts": grade.model_attempts,
                 "cost_usd": grade.cost_usd,
                 "injection_signals": list(grade.injection_signals),
+                "prompt_version": grade.prompt_version,
+                "disagreement": list(grade.disagreement),
             },
         )
         row = await cur.fetchone()

@@ -39,3 +39,9 @@ ALTER TABLE grader.background_tasks
         REFERENCES grader.evaluation_runs (run_id) ON DELETE SET NULL;
 CREATE INDEX IF NOT EXISTS background_tasks_evaluation_run_idx
     ON grader.background_tasks (evaluation_run_id) WHERE evaluation_run_id IS NOT NULL;
+
+-- What produced a grade: the prompt version (a hash of the system prompt, the rubric and the
+-- anchor essays that went into it), and the criteria on which repeated samples disagreed by
+-- more than GRADER_DISAGREEMENT_POINTS (each sample's score is kept in `criteria`).
+ALTER TABLE grader.grades ADD COLUMN IF NOT EXISTS prompt_version text;
+ALTER TABLE grader.grades ADD COLUMN IF NOT EXISTS disagreement text[] NOT NULL DEFAULT '{}';

@@ -86,6 +86,7 @@ def long_results(rows: list[dict[str, Any]], maxima: dict[str, int]) -> pd.DataF
             if TOTAL not in scores and all(k in scores for k in criteria):
                 scores[TOTAL] = sum(scores[k] for k in criteria)
         model = {c["key"]: c["score"] for c in row["criteria"] or []}
+        confidence = {c["key"]: c.get("confidence") for c in row["criteria"] or []}
         if row["total_score"] is not None:
             model[TOTAL] = row["total_score"]
         for target, score in human.items():
@@ -96,9 +97,11 @@ def long_results(rows: list[dict[str, Any]], maxima: dict[str, int]) -> pd.DataF
                     "human": score,
                     "second_rater": second.get(target),
                     "model": model.get(target),
+                    "confidence": confidence.get(target),
                 }
             )
-    frame = pd.DataFrame(records, columns=["item_id", "target", "human", "second_rater", "model"])
+    columns = ["item_id", "target", "human", "second_rater", "model", "confidence"]
+    frame = pd.DataFrame(records, columns=columns)
     return frame.astype({"human": "Int64", "second_rater": "Int64", "model": "Int64"})
 
 
@@ -174,8 +177,10 @@ def compute(run: dict[str, Any], rows: list[dict[str, Any]]) -> Agreement:
     result.tables["error_by_human_score"] = pd.DataFrame(
         band_rows, columns=["target", "human_score", "essays", "mean_signed_error", "mae"]
     )
+    result.tables["accuracy_by_confidence"] = _by_confidence(results)
     graded = [r for r in rows if r["total_score"] is not None]
     models = sorted({r["model"] for r in graded})
+    disagreed = sum(bool(r["disagreement"]) for r in graded)
     costs = [r["cost_usd"] for r in graded]
     times = pd.Series([r["seconds"] for r in graded], dtype=float)
     result.summary = {
@@ -199,10 +204,40 @@ def compute(run: dict[str, Any], rows: list[dict[str, Any]]) -> Agreement:
         if graded
         else None,
         "p50_seconds": None if times.empty else round(float(times.median()), 3),
+        # essays whose repeated samples disagreed beyond GRADER_DISAGREEMENT_POINTS
+        "disagreement_rate": round(disagreed / len(graded), 4) if graded else None,
+        "prompt_versions": sorted({r["prompt_version"] for r in graded if r["prompt_version"]}),
         # a list, in the rubric's order (a JSON object's keys come back reordered)
         "targets": [{k: _json(v) for k, v in r.items()} for r in agreement_rows],
     }
     return result
+
+
+CONFIDENCE_ORDER = ("low", "medium", "high")
+
+
+def _by_confidence(results: pd.DataFrame) -> pd.DataFrame:
+    """How often the model's score is right (equal to the human's) at each confidence it gave,
+    per criterion: does its confidence separate right from wrong grades?"""
+    part = results[results["confidence"].notna() & results["model"].notna()]
+    columns = ["target", "confidence", "essays", "exact", "adjacent", "mae"]
+    if part.empty:
+        return pd.DataFrame(columns=columns)
+    error = (part["model"] - part["human"]).abs().astype(float)
+    frame = part.assign(exact=error == 0, adjacent=error <= 1, mae=error)
+    table = (
+        frame.groupby(["target", "confidence"])
+        .agg(
+            essays=("exact", "size"),
+            exact=("exact", "mean"),
+            adjacent=("adjacent", "mean"),
+            mae=("mae", "mean"),
+        )
+        .reset_index()
+    )
+    order = {c: i for i, c in enumerate(CONFIDENCE_ORDER)}
+    table = table.sort_values(["target", "confidence"], key=lambda s: s.map(order).fillna(s))
+    return table[columns].reset_index(drop=True)
 
 
 def _json(value: Any) -> Any:
@@ -217,16 +252,17 @@ _LABELS = {
     "max_points": "out of (points)",
     "essays": "essays",
     "qwk": "QWK",
-    "qwk_low": "QWK 95% low",
-    "qwk_high": "QWK 95% high",
-    "exact": "exact agreement",
-    "adjacent": "within one point",
+    "qwk_low": "95% from",
+    "qwk_high": "95% to",
+    "exact": "exact",
+    "adjacent": "within 1 point",
     "pearson": "Pearson r",
-    "mae": "mean absolute error (points)",
-    "mean_signed_error": "model minus human, mean (points)",
-    "human_human_qwk": "QWK between the two human raters",
-    "human_human_essays": "essays with two raters",
+    "mae": "mean error (points)",
+    "mean_signed_error": "bias: model − human (points)",
+    "human_human_qwk": "human-human QWK",
+    "human_human_essays": "double-marked essays",
     "human_score": "human score",
+    "confidence": "model's confidence",
 }
 
 
@@ -349,9 +385,18 @@ def simulated_warning(summary: dict[str, Any]) -> str | None:
 def headline(summary: dict[str, Any]) -> str:
     targets = {t["target"]: t for t in summary["targets"]}
     total = targets.get(TOTAL) or next(iter(targets.values()), None)
+    settings = summary["settings"]
+    how = [f"run {summary['label']}"]
+    if settings.get("anchors"):
+        how.append(f"{settings['anchors']} anchor essays in the prompt")
+    if settings.get("samples", 1) > 1:
+        how.append(
+            f"each essay graded {settings['samples']} times, the median kept; samples "
+            f"disagreed on {percent(summary['disagreement_rate'])} of essays"
+        )
     text = (
         f"{summary['graded']:,} of {summary['essays']:,} essays of set {summary['set']!r} graded "
-        f"by {summary['model']} (run {summary['label']})"
+        f"by {summary['model']} ({'; '.join(how)})"
     )
     if total and total["qwk"] is not None:
         text += (
@@ -383,6 +428,7 @@ def write_report(result: Agreement, base: Path) -> Path:
     warning = simulated_warning(s)
     agreement = result.tables["agreement"]
     bands = result.tables["error_by_human_score"]
+    by_confidence = result.tables["accuracy_by_confidence"]
     title = f"Agreement with human graders: {s['set']}, run {s['label']}"
 
     md = [f"# {title}", ""]
@@ -390,6 +436,7 @@ def write_report(result: Agreement, base: Path) -> Path:
         md += [f"> **{warning}**", ""]
     md += [headline(s), "", "## Agreement", "", _markdown_table(agreement), ""]
     md += ["## Error by human score", "", _markdown_table(bands), ""]
+    md += ["## Accuracy by the model's confidence", "", _markdown_table(by_confidence), ""]
     for file, heading, caption in charts:
         md += [f"## {heading}", "", f"![{heading}]({file})", "", f"_{caption}_", ""]
     (folder / "report.md").write_text("\n".join(md), encoding="utf-8")
@@ -411,6 +458,12 @@ def write_report(result: Agreement, base: Path) -> Path:
             "</figure>"
         )
     body += ["<h2>Error by human score</h2>", _html_table(bands)]
+    body += [
+        "<h2>Accuracy by the model's confidence</h2>",
+        '<p class="note">If the model\'s confidence means something, its "high" scores are '
+        'right more often than its "low" ones.</p>',
+        _html_table(by_confidence),
+    ]
     page = (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>'
         f"{html.escape(title)}</title><style>{CSS}</style></head><body>"

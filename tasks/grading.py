@@ -28,7 +28,7 @@ from grader import store
 from grader.context import RunContext
 from grader.injection import detect_injection
 from grader.llm import is_transient, request_grade, retry_after_seconds
-from grader.models import ModelReply, check_essay, parse_reply
+from grader.models import ModelReply, check_essay, combine_samples, parse_reply
 from grader.pricing import Prices, call_cost
 from grader.records import Grade
 from grader.settings import Settings
@@ -95,7 +95,12 @@ async def call_openai(ctx: RunContext, submission: Submission) -> ModelReply:
         await rate_limit(MODEL_RATE_LIMIT)
     try:
         return await request_grade(
-            ctx.llm, ctx.settings.model, submission.rubric, submission.essay, attempt
+            ctx.llm,
+            ctx.settings.model,
+            submission.rubric,
+            submission.essay,
+            attempt,
+            ctx.settings.anchor_tokens,
         )
     except openai.RateLimitError as exc:
         # The provider said how long to wait: wait that long, then let the backoff add to it.
@@ -111,13 +116,19 @@ def call_openai_for(settings: Settings) -> Task:
 
 
 @task(name="parse-score", cache_policy=NO_CACHE)
-async def parse_score(reply: ModelReply, submission: Submission, prices: Prices) -> Grade:
-    """The model's answer checked against the rubric, priced, and with the essay's signs of a
-    prompt injection (for human review: the rubric's bounds hold whatever the model said)."""
-    grade = parse_reply(reply, submission.rubric)
+async def parse_score(
+    replies: list[ModelReply], submission: Submission, prices: Prices, disagreement_points: int
+) -> Grade:
+    """The model's answers (one per sample) checked against the rubric and priced, combined
+    into one grade (the median per criterion), with the essay's signs of a prompt injection
+    (for human review: the rubric's bounds hold whatever the model said)."""
+    grades = []
+    for reply in replies:
+        grade = parse_reply(reply, submission.rubric)
+        cost = call_cost(grade.model, grade.prompt_tokens, grade.completion_tokens, prices)
+        grades.append(replace(grade, cost_usd=cost))
     return replace(
-        grade,
-        cost_usd=call_cost(grade.model, grade.prompt_tokens, grade.completion_tokens, prices),
+        combine_samples(grades, disagreement_points),
         injection_signals=detect_injection(submission.essay),
     )
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 import pytest
 
 from grader.pricing import DEFAULT_PRICES
+from reports import agreement
 from reports.render import CHARTS, write_report
 from reports.weekly import build_report
 from tests.conftest import PageWatch
+from tests.test_evaluation import _row, _rubric, _run
 from tests.test_report import _simulated_week, _week
 
 
@@ -47,3 +49,26 @@ def test_weekly_report_page_in_a_browser(conn, tmp_path, watched_page: PageWatch
     here = folder.as_uri() + "/"
     assert [u for u in watched_page.outside_requests() if not u.startswith(here)] == []
     page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+
+
+def test_agreement_report_page_in_a_browser(tmp_path, watched_page: PageWatch):
+    """An evaluation report: both charts load, no console error, the SIMULATED banner first."""
+    rows = [
+        _row(str(i), {"x": i % 3, "y": (i + 1) % 3}, {"x": (i + 1) % 3, "y": (i + 1) % 3})
+        for i in range(30)
+    ]
+    for row in rows:
+        row["model"] = "simulated:gpt-4o-mini"
+    folder = agreement.write_report(
+        agreement.compute(_run(_rubric("x", "y", top=2)), rows), tmp_path
+    )
+    page = watched_page.page
+    page.goto((folder / "report.html").as_uri(), wait_until="load")
+    images = page.locator("img")
+    assert images.count() == 2
+    for i in range(images.count()):
+        assert images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
+    assert page.get_by_role("alert").inner_text().startswith("SIMULATED:")
+    assert page.locator("body > *:not(h1)").first.get_attribute("class") == "simulated"
+    assert page.get_by_text("QWK", exact=True).first.is_visible()
+    assert watched_page.errors == [] and watched_page.failed == []

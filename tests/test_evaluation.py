@@ -17,6 +17,7 @@ from sklearn.metrics import cohen_kappa_score
 import essay_grader
 from grader import evaluation
 from grader.errors import InvalidInputError
+from grader.llm import anchors_prompt, build_messages, prompt_version, system_prompt
 from grader.models import load_rubric
 from grader.pricing import DEFAULT_PRICES
 from reports.agreement import bootstrap_interval, compute, kappa_of_matrix
@@ -41,13 +42,19 @@ def _row(item: str, human: dict, model: dict | None, second: dict | None = None)
         "human": human,
         "second": second,
         "status": "completed" if model else "failed",
-        "criteria": [{"key": k, "score": v} for k, v in (model or {}).items()] or None,
+        "criteria": [
+            {"key": k, "score": v, "confidence": "high" if v == human.get(k) else "low"}
+            for k, v in (model or {}).items()
+        ]
+        or None,
         "total_score": sum(model.values()) if model else None,
         "model": "gpt-4o-mini" if model else None,
         "prompt_tokens": 100 if model else None,
         "completion_tokens": 10 if model else None,
         "cost_usd": 0.001 if model else None,
         "seconds": 2.0 if model else None,
+        "prompt_version": "abc123" if model else None,
+        "disagreement": [],
     }
 
 
@@ -89,6 +96,13 @@ def test_agreement_figures_match_a_case_worked_by_hand() -> None:
     assert (band2["essays"], band2["mean_signed_error"], band2["mae"]) == (2, -0.5, 0.5)
     s = result.summary
     assert (s["essays"], s["graded"], s["failed"]) == (5, 4, 1)
+    assert s["prompt_versions"] == ["abc123"] and s["disagreement_rate"] == 0
+    # confidence: "high" on the two exact scores, "low" on the two one off
+    by_confidence = result.tables["accuracy_by_confidence"]
+    assert by_confidence[["confidence", "essays", "exact", "mae"]].values.tolist() == [
+        ["low", 2, 0.0, 1.0],
+        ["high", 2, 1.0, 0.0],
+    ]
     assert s["cost_per_essay_usd"] == pytest.approx(0.001)
     assert s["tokens_per_essay"] == 110
 
@@ -385,3 +399,90 @@ def test_an_evaluation_with_known_noise_measures_the_qwk_the_noise_implies(
     assert "thesis: QWK [95%]" in text and "1.00 [1.00, 1.00]" in text and "SIMULATED" in text
     missing = run_cli("evaluate", "compare", "noisy", "nope")
     assert missing.returncode == 1 and "no evaluation run with label or id 'nope'" in missing.stderr
+
+
+# --- anchors -------------------------------------------------------------------------------
+
+ANCHORS = SAMPLE_SET.parent / "anchors.toml"
+
+
+def test_anchors_reach_the_prompt_within_the_budget_and_change_the_prompt_version() -> None:
+    rubric = load_rubric()
+    anchored = rubric.with_anchors(evaluation.load_anchors(ANCHORS, rubric))
+    assert len(anchored.anchors) == 3
+    everything = system_prompt(anchored, 10_000)
+    assert all(f"<<<EXAMPLE {n}>>>" in everything for n in (1, 2, 3))
+    first = anchored.anchors[0]
+    assert first.essay in everything and "thesis 9/10" in everything
+    # a budget that holds the first example only (about 4 characters a token)
+    first_only = anchored.with_anchors([anchored.definition()["anchors"][0]])
+    one = system_prompt(anchored, len(anchors_prompt(first_only, 10_000)) // 4 + 5)
+    assert "<<<EXAMPLE 1>>>" in one and "<<<EXAMPLE 2>>>" not in one
+    assert system_prompt(anchored, 0) == system_prompt(rubric, 10_000)  # no room: no examples
+    versions = {prompt_version(p) for p in (everything, one, system_prompt(rubric, 0))}
+    assert len(versions) == 3
+    # the essay to grade stays last, in the user message, after every example
+    messages = build_messages(anchored, "The essay to grade.", 10_000)
+    assert "<<<EXAMPLE" not in messages[1]["content"]
+    assert "The essay to grade." not in messages[0]["content"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[[anchors]]\nessay = "x"\nscores = { thesis = 11, evidence = 1, organization = 1, '
+            "language = 1 }\n",
+            "thesis 11 is outside 0-10",
+        ),
+        ('[[anchors]]\nessay = "x"\nscores = { thesis = 1 }\n', "must score exactly the criteria"),
+        ("anchors = 3\n", "expected a non-empty list 'anchors'"),
+        ("anchors = [\n", "cannot read anchors"),
+    ],
+    ids=["out-of-bounds", "missing-criteria", "not-a-list", "not-toml"],
+)
+def test_bad_anchors_are_one_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "anchors.toml"
+    path.write_text(text)
+    with pytest.raises(InvalidInputError) as failure:
+        evaluation.load_anchors(path, load_rubric())
+    assert message in str(failure.value) and "\n" not in str(failure.value)
+
+
+def test_anchors_are_recorded_on_the_grades_and_the_simulator_shows_them_helping(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    _synthetic_set(tmp_path / "set.csv", 120, seed=5)
+    env = {**NO_MODEL, "GRADER_REPORTS_DIR": str(tmp_path / "reports")}
+    assert run_cli("evaluate", "import", str(tmp_path / "set.csv"), "--name", "syn").returncode == 0
+    noise = ["--simulate-off-by-one", "0.6", "--simulate-anchored-off-by-one", "0.1"]
+    runs = {}
+    for label, extra in (("plain", []), ("anchored", ["--anchors", str(ANCHORS)])):
+        done = run_cli(
+            "evaluate",
+            "run",
+            "syn",
+            "--label",
+            label,
+            "--concurrency",
+            "20",
+            "--json",
+            *noise,
+            *extra,
+            env=env,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr
+        runs[label] = json.loads(done.stdout)
+    plain, anchored = ({t["target"]: t for t in runs[k]["targets"]} for k in runs)
+    for criterion in CRITERIA:  # 10% of scores off by one instead of 60%
+        assert anchored[criterion]["qwk"] > plain[criterion]["qwk"], criterion
+        assert anchored[criterion]["exact"] > plain[criterion]["exact"] + 0.3, criterion
+    assert runs["anchored"]["settings"]["anchors"] == 3
+    # every grade of a run names the prompt it came from: the anchored rubric's, not the plain
+    rubric = load_rubric()
+    with_anchors = rubric.with_anchors(evaluation.load_anchors(ANCHORS, rubric))
+    assert runs["anchored"]["prompt_versions"] == [
+        prompt_version(system_prompt(with_anchors, 3000))
+    ]
+    assert runs["plain"]["prompt_versions"] == [prompt_version(system_prompt(rubric, 3000))]

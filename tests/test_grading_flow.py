@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import statistics
 import uuid
 
 import psycopg
@@ -267,3 +268,29 @@ def test_a_listener_grades_each_job_the_moment_it_is_triggered(
     assert listener_run.fetchone()["flow_run_id"] in run_ids
     # the listener is gone: its heartbeat row with it
     assert conn.execute("SELECT count(*) AS n FROM grader.listeners").fetchone()["n"] == 0
+
+
+def test_k_samples_make_k_calls_and_keep_the_median(
+    conn: psycopg.Connection, simulator: LLMSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GRADER_SAMPLES", "3")
+    monkeypatch.setenv("GRADER_DISAGREEMENT_POINTS", "1")
+    sha = hashlib.sha256(ESSAY.encode()).hexdigest()
+    keys = [c.key for c in load_rubric().criteria]
+    # the simulator knows this essay; every score it gives is random: the samples differ
+    simulator.config.reference = {sha: dict.fromkeys(keys, 5)}
+    simulator.config.reference_noise = {"random": 1.0}
+    simulator.config.seed = 11
+    task_id = _new_job()
+    assert _grade(task_id).is_completed()
+    grade = check_grading_status(task_id).grade
+    assert len(simulator.requests) == 3  # one per sample, each its own call-OpenAI task run
+    for criterion in grade.criteria:
+        assert len(criterion.samples) == 3
+        assert criterion.score == statistics.median_low(criterion.samples)
+    spread = [c.key for c in grade.criteria if max(c.samples) - min(c.samples) > 1]
+    assert grade.disagreement == tuple(spread) and spread  # stored, for a teacher to review
+    assert grade.model_attempts == 3 and grade.prompt_tokens % 3 == 0
+    assert grade.total_score == sum(c.score for c in grade.criteria)
+    assert all(c.confidence == "medium" for c in grade.criteria)  # a random score's confidence
+    assert grade.prompt_version and len(grade.prompt_version) == 12

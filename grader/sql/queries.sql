@@ -196,10 +196,12 @@ WITH done AS (
 ), graded AS (
     INSERT INTO grader.grades (task_id, submission_id, rubric_id, total_score, max_score,
                                criteria, feedback, model, prompt_tokens, completion_tokens,
-                               model_attempts, cost_usd, injection_signals)
+                               model_attempts, cost_usd, injection_signals, prompt_version,
+                               disagreement)
     SELECT task_id, %(submission_id)s, %(rubric_id)s, %(total_score)s, %(max_score)s,
            %(criteria)s, %(feedback)s, %(model)s, %(prompt_tokens)s, %(completion_tokens)s,
-           %(model_attempts)s, %(cost_usd)s, %(injection_signals)s
+           %(model_attempts)s, %(cost_usd)s, %(injection_signals)s, %(prompt_version)s,
+           %(disagreement)s
     FROM done
     RETURNING grade_id, cost_usd
 ), spent AS (
@@ -226,7 +228,7 @@ SELECT t.task_id, t.task_type, t.status, t.input_data, t.error_message, t.attemp
            AS paused_reason,
        g.grade_id, g.total_score, g.max_score, g.criteria, g.feedback, g.model,
        g.prompt_tokens, g.completion_tokens, g.model_attempts, g.cost_usd::float8 AS cost_usd,
-       g.injection_signals
+       g.injection_signals, g.prompt_version, g.disagreement
 FROM grader.background_tasks AS t
 LEFT JOIN grader.grades AS g ON g.task_id = t.task_id
 WHERE t.task_id = %(task_id)s;
@@ -437,14 +439,17 @@ RETURNING run_id, created_at;
 -- name: create_evaluation_jobs
 -- One pending grading job per item of the set, tagged with the run: the same job rows the
 -- trigger writes (the idempotency key includes the run, so a set can be graded again).
+-- `rubric_id` is the set's rubric, or that rubric with the run's anchor essays; `samples`, when
+-- given, is how many gradings each essay gets (the median kept).
 INSERT INTO grader.background_tasks (task_type, input_data, idempotency_key, evaluation_run_id)
 SELECT 'grading',
-       jsonb_build_object('submission_id', i.submission_id, 'rubric_id', s.rubric_id),
-       encode(sha256(convert_to(i.submission_id::text || ':' || s.rubric_id::text || ':' ||
+       jsonb_strip_nulls(jsonb_build_object('submission_id', i.submission_id,
+                                            'rubric_id', %(rubric_id)s::uuid,
+                                            'samples', %(samples)s::int)),
+       encode(sha256(convert_to(i.submission_id::text || ':' || %(rubric_id)s::text || ':' ||
                                 %(run_id)s::text, 'UTF8')), 'hex'),
        %(run_id)s
 FROM grader.evaluation_items AS i
-JOIN grader.evaluation_sets AS s ON s.set_id = i.set_id
 WHERE i.set_id = %(set_id)s;
 
 -- name: evaluation_run_progress
@@ -467,7 +472,8 @@ ORDER BY e.created_at DESC;
 -- Each item of a run: the human scores and the model's grade (criteria, total), with the
 -- grade's cost, tokens and time from trigger to grade; a failed job has no grade.
 SELECT i.item_id, i.human, i.second, t.status, g.criteria, g.total_score, g.max_score, g.model,
-       g.prompt_tokens, g.completion_tokens, g.cost_usd::float8 AS cost_usd,
+       g.prompt_tokens, g.completion_tokens, g.cost_usd::float8 AS cost_usd, g.prompt_version,
+       g.disagreement,
        EXTRACT(EPOCH FROM (t.completed_at - t.created_at))::float8 AS seconds
 FROM grader.background_tasks AS t
 JOIN grader.evaluation_items AS i
