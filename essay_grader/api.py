@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import typing
+from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import fastapi_offline
@@ -29,10 +31,13 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from essay_grader import review_page
 from essay_grader.client import GraderClient
-from grader.api_keys import authenticate
+from grader import review
+from grader.api_keys import Caller, authenticate
 from grader.db import first_line, ping
 from grader.errors import (
+    ConflictError,
     GraderError,
     InvalidEssayError,
     InvalidInputError,
@@ -100,6 +105,57 @@ class GradingJobRequest(BaseModel):
     ] = None
 
 
+class ReviewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["accept", "override"]
+    scores: Annotated[
+        dict[str, int], Field(description="override: new scores by criterion key")
+    ] = {}
+    note: Annotated[str, Field(max_length=review.MAX_NOTE_CHARS)] = ""
+    version: Annotated[
+        int, Field(ge=1, description="the grade version you reviewed (409 if it changed)")
+    ]
+
+
+class ReviewDecision(BaseModel):
+    task_id: UUID
+    action: str
+    version: int
+    before: dict[str, int]
+    after: dict[str, int]
+    total_score: int
+    reviewed_by: str
+
+
+class ReviewItem(BaseModel):
+    task_id: UUID
+    grade_id: UUID
+    total_score: int
+    max_score: int
+    review_state: str
+    review_reasons: list[dict[str, Any]]
+    created_at: datetime
+    reviewed_by: str | None
+    reviewed_at: datetime | None
+    model: str
+    student_ref: str | None
+    rubric: str
+
+
+class ReviewCounts(BaseModel):
+    auto: int
+    needs_review: int
+    reviewed: int
+    by_reason: dict[str, int]
+
+
+class ReviewQueue(BaseModel):
+    grades: list[ReviewItem]
+    next_cursor: str | None
+    counts: ReviewCounts
+
+
 class GradingJobAccepted(BaseModel):
     task_id: UUID
     status: str
@@ -157,6 +213,7 @@ _ERRORS = {
     InvalidEssayError: (422, "invalid_essay"),
     InvalidInputError: (422, "invalid_input"),
     RubricError: (422, "invalid_rubric"),
+    ConflictError: (409, "conflict"),
 }
 _HTTP_CODES = {
     400: "invalid_body",
@@ -212,7 +269,9 @@ class RequestLimits:
     `max_body_bytes`, or it is refused (415, 413) before anything parses it. Other requests go
     to the router untouched (a method a path does not take is its 405)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, body_paths: frozenset[str]) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, body_paths: tuple[re.Pattern[str], ...]
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_paths = body_paths
@@ -221,7 +280,7 @@ class RequestLimits:
         if (
             scope["type"] != "http"
             or scope["method"] != "POST"
-            or scope["path"] not in self.body_paths
+            or not any(path.match(scope["path"]) for path in self.body_paths)
         ):
             await self.app(scope, receive, send)
             return
@@ -301,24 +360,30 @@ def _client(request: Request) -> GraderClient:
 Client = Annotated[GraderClient, Depends(_client)]
 
 
-def api_key(
+def caller(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     client: Client,
-) -> UUID:
-    """The caller's key id; 401 without a live key."""
+) -> Caller:
+    """The caller's key; 401 without a live key."""
     if credentials is None:
         raise ApiError(401, "unauthorized", "send an API key as 'Authorization: Bearer <key>'")
     with client.pool.connection() as conn:
-        key_id = authenticate(conn, credentials.credentials)
-    if key_id is None:
+        found = authenticate(conn, credentials.credentials)
+    if found is None:
         raise ApiError(401, "unauthorized", "unknown or revoked API key")
-    return key_id
+    return found
+
+
+def api_key(found: Annotated[Caller, Depends(caller)]) -> UUID:
+    return found.key_id
 
 
 ApiKey = Annotated[UUID, Depends(api_key)]
+ApiCaller = Annotated[Caller, Depends(caller)]
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 404, 413, 415, 422)
 }
+_DECISION_RESPONSES = {**_ERROR_RESPONSES, 409: {"model": ErrorBody}}
 
 
 def _link(operation_id: str, **values: Any) -> dict[str, Any]:
@@ -411,12 +476,70 @@ def create_app(settings: Settings) -> FastAPI:
         """A job's status, timestamps, attempts and error, and its grade once completed."""
         return client.check_grading_status(task_id, api_key_id=key).to_dict()
 
+    @app.get(
+        "/v1/reviews",
+        response_model=ReviewQueue,
+        operation_id="list_reviews",
+        responses=_ERROR_RESPONSES,
+    )
+    def list_reviews(
+        key: ApiKey,
+        client: Client,
+        state: Literal["needs_review", "reviewed", "auto"] = "needs_review",
+        reason: Literal[tuple(review.REASONS)] | None = None,  # type: ignore[valid-type]
+        rubric: Annotated[str | None, Field(max_length=200)] = None,
+        cursor: Annotated[str | None, Field(max_length=200)] = None,
+        limit: Annotated[int, Field(ge=1, le=500)] = 50,
+    ) -> dict[str, Any]:
+        """Grades of your jobs in a review state (default: waiting for review), oldest first,
+        a page at a time (`next_cursor` for the next), with the counts by state and reason."""
+        with client.pool.connection() as conn:
+            grades, next_cursor = review.queue(
+                conn,
+                state=state,
+                reason=reason,
+                rubric=rubric,
+                api_key_id=key,
+                cursor=cursor,
+                limit=limit,
+            )
+            counts = review.counts(conn, key)
+        return {"grades": grades, "next_cursor": next_cursor, "counts": counts}
+
+    @app.post(
+        "/v1/grading-jobs/{task_id}/review",
+        response_model=ReviewDecision,
+        operation_id="review_grading_job",
+        responses=_DECISION_RESPONSES,
+    )
+    def review_grading_job(
+        task_id: UUID, body: ReviewRequest, who: ApiCaller, client: Client
+    ) -> dict[str, Any]:
+        """A teacher's decision on a grade: accept it, or override criterion scores (within the
+        rubric's bounds) with a note. The grade becomes `reviewed`, final whatever runs later;
+        `version` must be the one you saw (409 if someone decided meanwhile)."""
+        with client.pool.connection() as conn:
+            return review.decide(
+                conn,
+                task_id,
+                action=body.action,
+                who=who.who,
+                version=body.version,
+                scores=body.scores,
+                note=body.note,
+                api_key_id=who.key_id,
+            )
+
+    review_page.install(app, lambda: app.state.client.pool)
+
     app.add_middleware(
         RequestLimits,
         # an essay of the maximum length, every character escaped in JSON, and room for the rest
         max_body_bytes=settings.max_essay_chars * 6 + 65536,
-        body_paths=frozenset(
-            route.path for route in app.routes if "POST" in getattr(route, "methods", ())
+        body_paths=tuple(
+            route.path_regex
+            for route in app.routes
+            if "POST" in getattr(route, "methods", ()) and route.path.startswith("/v1/")
         ),
     )
     return app

@@ -125,6 +125,12 @@ def _format_status(status: JobStatus) -> str:
             f"model       {grade.model} ({grade.prompt_tokens} prompt + "
             f"{grade.completion_tokens} completion tokens, {grade.model_attempts} call(s))"
         )
+        review = grade.review_state
+        if grade.reviewed_by:
+            review += f" by {grade.reviewed_by} at {grade.reviewed_at:%Y-%m-%d %H:%M:%S %Z}"
+        elif grade.review_reasons:
+            review += ": " + ", ".join(r["reason"] for r in grade.review_reasons)
+        lines.append(f"review      {review} (version {grade.version})")
     return "\n".join(lines)
 
 
@@ -362,6 +368,93 @@ def cmd_evaluate_compare(args: argparse.Namespace, settings: Settings) -> int:
         args,
         {"a": runs[0]["metrics"], "b": runs[1]["metrics"], "table": table.to_dict("records")},
         "\n".join(lines),
+    )
+    return 0
+
+
+def _reviewer() -> str:
+    """Who decides from the command line: the OS user."""
+    import getpass
+
+    return getpass.getuser()
+
+
+def cmd_review_list(args: argparse.Namespace, settings: Settings) -> int:
+    from grader import review
+
+    with _connect(settings) as conn:
+        rows, cursor = review.queue(
+            conn,
+            state=args.state,
+            reason=args.reason,
+            rubric=args.rubric,
+            cursor=args.cursor,
+            limit=args.limit,
+        )
+        totals = review.counts(conn)
+    lines = [
+        f"{r['task_id']}  {r['total_score']:>3}/{r['max_score']:<3}  "
+        f"{r['created_at']:%Y-%m-%d %H:%M}  "
+        + (", ".join(x["reason"] for x in r["review_reasons"]) or "-")
+        for r in rows
+    ]
+    lines.append(
+        f"{len(rows)} shown; {totals['needs_review']} need review, {totals['reviewed']} reviewed, "
+        f"{totals['auto']} auto" + (f"; next page: --cursor {cursor}" if cursor else "")
+    )
+    _emit(args, {"grades": rows, "next_cursor": cursor, "counts": totals}, "\n".join(lines))
+    return 0
+
+
+def cmd_review_show(args: argparse.Namespace, settings: Settings) -> int:
+    from grader import review
+    from grader.store import parse_uuid
+
+    with _connect(settings) as conn:
+        item = review.detail(conn, parse_uuid(args.task_id, "task"))
+    lines = [
+        f"task        {item['task_id']}",
+        f"rubric      {item['rubric']}",
+        f"score       {item['total_score']}/{item['max_score']}  ({item['model']})",
+        *(
+            f"  {c['key']:<16} {c['score']:>3}/{c['max_points']:<3} {c['justification']}"
+            for c in item["criteria"]
+        ),
+        f"review      {item['review_state']} (version {item['version']})",
+        *(f"  reason    {r['reason']}: {json.dumps(r['detail'])}" for r in item["review_reasons"]),
+        *(
+            f"  {h['decided_at']:%Y-%m-%d %H:%M} {h['decided_by']} {h['action']} "
+            f"{json.dumps(h['after'])} {h['note']}"
+            for h in item["history"]
+        ),
+    ]
+    if args.essay:
+        lines += ["", item["essay"]]
+    data = {k: v for k, v in item.items() if args.essay or k != "essay"}
+    _emit(args, data, "\n".join(lines))
+    return 0
+
+
+def cmd_review_decide(args: argparse.Namespace, settings: Settings) -> int:
+    from grader import review
+    from grader.store import parse_uuid
+
+    scores = review.parse_scores(getattr(args, "score", None) or [])
+    with _connect(settings) as conn:
+        result = review.decide(
+            conn,
+            parse_uuid(args.task_id, "task"),
+            action=args.action,
+            who=_reviewer(),
+            version=args.version,
+            scores=scores,
+            note=args.note or "",
+        )
+    _emit(
+        args,
+        result,
+        f"{result['action']}ed task {result['task_id']}: total {result['total_score']} "
+        f"(version {result['version']}, by {result['reviewed_by']})",
     )
     return 0
 
@@ -702,6 +795,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_a", help="a run's label or the start of its id")
     p.add_argument("run_b")
     p.set_defaults(func=cmd_evaluate_compare)
+
+    review = sub.add_parser(
+        "review", help="teacher review: the queue, a grade, accept or override"
+    ).add_subparsers(dest="review_command", required=True, metavar="ACTION")
+    p = review.add_parser("list", parents=[output], help="grades waiting for review (a page)")
+    p.add_argument("--state", default="needs_review", choices=["needs_review", "reviewed", "auto"])
+    p.add_argument("--reason", help="only this reason (possible_prompt_injection, ...)")
+    p.add_argument("--rubric", help="only grades by the rubric of this name")
+    p.add_argument("--limit", type=_positive_int, default=50, help="grades per page (50)")
+    p.add_argument("--cursor", help="the page after this one (printed at the end of a page)")
+    p.set_defaults(func=cmd_review_list)
+    p = review.add_parser("show", parents=[output], help="one grade, its reasons and history")
+    p.add_argument("task_id")
+    p.add_argument("--essay", action="store_true", help="print the essay too")
+    p.set_defaults(func=cmd_review_show)
+    for action, text in (
+        ("accept", "accept the grade as it is"),
+        ("override", "change criterion scores"),
+    ):
+        p = review.add_parser(action, parents=[output], help=text)
+        p.add_argument("task_id")
+        if action == "override":
+            p.add_argument(
+                "--score",
+                action="append",
+                metavar="KEY=N",
+                required=True,
+                help="a criterion's new score (repeat for several)",
+            )
+        p.add_argument("--note", help="why (kept in the grade's history)")
+        p.add_argument(
+            "--version",
+            type=_positive_int,
+            help="the version you reviewed: refused if the grade changed since",
+        )
+        p.set_defaults(func=cmd_review_decide, action=action)
 
     p = sub.add_parser("demo", parents=[output], help="grade the sample essays end to end")
     p.set_defaults(func=cmd_demo)

@@ -25,6 +25,9 @@ def configure_prefect() -> None:
     # error); Prefect's run logs still reach the Prefect API and UI. Set
     # PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL=INFO to see them in the terminal as well.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    # The temporary local server takes a few seconds to start, many more on a loaded machine
+    # (seen: over 20 s, Prefect's default limit, with a load average of 12 on two cores).
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     if not os.environ.get("PREFECT_API_URL"):
         # One-off commands run against Prefect's temporary local server. Stopping it at exit
         # races its event recorder and prints cancelled-flush tracebacks that mean nothing

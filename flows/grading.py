@@ -47,7 +47,11 @@ async def _run_steps(ctx: RunContext, call_openai: Task, job: ClaimedJob) -> str
         replies = await asyncio.gather(*(call_openai(ctx, submission) for _ in range(samples)))
         await _pause_point("call-openai", ctx)
         grade = await parse_score(
-            list(replies), submission, ctx.prices, ctx.settings.disagreement_points
+            list(replies),
+            submission,
+            ctx.prices,
+            ctx.settings.disagreement_points,
+            ctx.settings.review_rule,
         )
         await _pause_point("parse-score", ctx)
         await persist_result(ctx, job, grade)

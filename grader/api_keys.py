@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -46,7 +47,57 @@ def list_keys(conn: psycopg.Connection) -> list[dict[str, Any]]:
     return [dict(row) for row in conn.execute(query("list_api_keys")).fetchall()]
 
 
-def authenticate(conn: psycopg.Connection, key: str) -> UUID | None:
-    """The id of the live key, or None for an unknown or revoked one."""
+@dataclass(frozen=True)
+class Caller:
+    """Whoever a live key belongs to: its id (jobs are scoped to it) and its name (what an audit
+    row records as who decided)."""
+
+    key_id: UUID
+    name: str
+
+    @property
+    def who(self) -> str:
+        return f"api-key:{self.name}"
+
+
+def authenticate(conn: psycopg.Connection, key: str) -> Caller | None:
+    """The caller of a live key, or None for an unknown or revoked one."""
     row = conn.execute(query("api_key_by_hash"), {"key_hash": _hash(key)}).fetchone()
-    return row["key_id"] if row else None
+    return Caller(row["key_id"], row["name"]) if row else None
+
+
+# --- sessions of the review page ------------------------------------------------------------
+
+SESSION_SECONDS = 8 * 3600  # a working day
+
+
+@dataclass(frozen=True)
+class Session:
+    caller: Caller
+    csrf_token: str  # every form of the session carries it
+
+
+def open_session(conn: psycopg.Connection, caller: Caller) -> tuple[str, str]:
+    """A new session for `caller`: (the cookie value, the CSRF token). Only the cookie value's
+    sha256 is stored."""
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    conn.execute(
+        query("open_review_session"),
+        {
+            "session_hash": _hash(token),
+            "api_key_id": caller.key_id,
+            "csrf_token": csrf,
+            "seconds": SESSION_SECONDS,
+        },
+    )
+    return token, csrf
+
+
+def find_session(conn: psycopg.Connection, token: str) -> Session | None:
+    row = conn.execute(query("review_session"), {"session_hash": _hash(token)}).fetchone()
+    return Session(Caller(row["key_id"], row["name"]), row["csrf_token"]) if row else None
+
+
+def close_session(conn: psycopg.Connection, token: str) -> None:
+    """Ends the session (and any expired ones)."""
+    conn.execute(query("close_review_session"), {"session_hash": _hash(token)})

@@ -46,6 +46,10 @@ class GradingTimeoutError(GraderError):
     """A caller stopped waiting for a grade."""
 
 
+class ConflictError(GraderError):
+    """Someone changed the record since the caller read it (a second review decision)."""
+
+
 class LeaseLostError(Exception):
     """This attempt no longer owns its job (cancelled, or taken over after its lease expired);
     whatever it computed is discarded."""

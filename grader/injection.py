@@ -877,3 +877,18 @@ def detect_injection(essay: str) -> tuple[str, ...]:
         if rule.signal not in found and _fires(rule, folded, anchors):
             found.add(rule.signal)
     return tuple(sorted(found))
+
+
+# A sentence, a line or a run of text up to one: what a reviewer sees highlighted.
+_PASSAGE_RX = re.compile(r"[^.!?\n]+[.!?]*")
+
+
+def flagged_passages(essay: str) -> list[tuple[int, int]]:
+    """(start, end) offsets of the essay's sentences (or lines) that raise a signal on their
+    own: the passages a reviewer's page highlights. Signals that only the whole essay raises
+    (hidden characters spread over it, a fake boundary and what follows) highlight nothing."""
+    return [
+        (m.start(), m.end())
+        for m in _PASSAGE_RX.finditer(essay)
+        if m.group().strip() and detect_injection(m.group())
+    ]

@@ -54,6 +54,13 @@ class Grade:
     injection_signals: tuple[str, ...] = ()  # grader.injection's signals found in the essay
     prompt_version: str | None = None  # hash of system prompt, rubric and anchors
     disagreement: tuple[str, ...] = ()  # criteria whose samples spread more than allowed
+    # auto (no reason to look), needs_review (reasons below), reviewed (a person decided:
+    # final, whatever the system does later)
+    review_state: str = "auto"
+    review_reasons: tuple[dict[str, Any], ...] = ()  # {"reason": ..., "detail": ...}
+    version: int = 1  # goes up with every decision: a decision names the version it saw
+    reviewed_by: str | None = None
+    reviewed_at: datetime | None = None
     grade_id: UUID | None = None  # set once the grade is stored
 
     @classmethod
@@ -73,6 +80,11 @@ class Grade:
             injection_signals=tuple(row["injection_signals"]),
             prompt_version=row["prompt_version"],
             disagreement=tuple(row["disagreement"]),
+            review_state=row["review_state"],
+            review_reasons=tuple(row["review_reasons"]),
+            version=row["version"],
+            reviewed_by=row["reviewed_by"],
+            reviewed_at=row["reviewed_at"],
             grade_id=row["grade_id"],
         )
 

@@ -48,6 +48,19 @@ def _env_float(env: Mapping[str, str], name: str, default: float, minimum: float
     return value
 
 
+REVIEW_RULES = ("zero", "full")
+
+
+def _review_rule(raw: str) -> tuple[str, ...]:
+    """GRADER_REVIEW_RULE: "zero", "full" or "zero,full" (any criterion scored 0 or at full
+    marks goes to a person); empty: no rule."""
+    parts = tuple(p.strip() for p in raw.split(",") if p.strip())
+    unknown = [p for p in parts if p not in REVIEW_RULES]
+    if unknown:
+        raise ConfigError(f"GRADER_REVIEW_RULE: unknown rule {unknown[0]!r} (zero, full)")
+    return parts
+
+
 def _pause_after(raw: str | None) -> tuple[str, float] | None:
     """GRADER_TEST_PAUSE_AFTER=step:seconds: the one test hook in the production path. The crash
     tests kill a worker exactly between two grading steps; no model behaviour can hold a job
@@ -104,6 +117,7 @@ class Settings:
     samples: int = 1  # gradings per essay, the median kept (a job's own setting wins)
     disagreement_points: int = 2  # samples further apart than this flag the grade for review
     anchor_tokens: int = 3000  # most prompt tokens (estimated) the rubric's anchor essays take
+    review_rule: tuple[str, ...] = ()  # zero and/or full: such scores send a grade to review
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -134,6 +148,7 @@ class Settings:
             samples=_env_int(env, "GRADER_SAMPLES", 1, minimum=1),
             disagreement_points=_env_int(env, "GRADER_DISAGREEMENT_POINTS", 2),
             anchor_tokens=_env_int(env, "GRADER_ANCHOR_TOKENS", 3000),
+            review_rule=_review_rule(env.get("GRADER_REVIEW_RULE", "")),
         )
 
     def require_model(self) -> None:

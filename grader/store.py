@@ -445,6 +445,8 @@ async def complete_task(pool: AsyncConnectionPool, job: ClaimedJob, grade: Grade
                 "injection_signals": list(grade.injection_signals),
                 "prompt_version": grade.prompt_version,
                 "disagreement": list(grade.disagreement),
+                "review_state": grade.review_state,
+                "review_reasons": Jsonb(list(grade.review_reasons)),
             },
         )
         row = await cur.fetchone()

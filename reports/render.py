@@ -226,7 +226,7 @@ def summary_paragraph(report: Report) -> str:
     s = report.summary
     window = report.window.describe()
     if s["jobs"] == 0:
-        return f"There were no jobs in this window ({window})."
+        return f"There were no jobs in this window ({window})." + _evaluation_note(s)
     text = (
         f"{s['completed']:,} essays graded in this window ({window}), {s['failed']:,} failed "
         f"({percent(s['failure_rate'])} of finished jobs)"
@@ -247,7 +247,16 @@ def summary_paragraph(report: Report) -> str:
     text += f" Model cost: {usd(s['cost_usd'])}"
     if s["unpriced_grades"]:
         text += f", plus {s['unpriced_grades']:,} grades by models with no known price"
-    return text + "."
+    return text + "." + _evaluation_note(s)
+
+
+def _evaluation_note(s: dict[str, Any]) -> str:
+    if not s["evaluation_grades"]:
+        return ""
+    return (
+        f" Evaluation runs (grader evaluate) graded another {s['evaluation_grades']:,} essays "
+        f"({usd(s['evaluation_cost_usd'])}), not counted above."
+    )
 
 
 def summary_lines(report: Report) -> list[str]:

@@ -200,6 +200,7 @@ def build_report(conn: psycopg.Connection, window: Window, prices: Prices) -> Re
     report.tables["total_scores"] = frame(store.table(conn, "report_total_scores", params))
 
     running = int(jobs["status"].isin(["pending", "processing"]).sum())
+    evaluation = store.table(conn, "report_evaluation_grades", params).rows[0]
     report.total_seconds = total[jobs["status"] == "completed"]
     report.summary = {
         "window": f"{window.since.isoformat(timespec='seconds')} to "
@@ -220,6 +221,8 @@ def build_report(conn: psycopg.Connection, window: Window, prices: Prices) -> Re
         "simulated_grades": int(
             tokens.loc[tokens["model"].str.startswith(SIMULATED_MODEL_PREFIX), "grades"].sum()
         ),
+        "evaluation_grades": int(evaluation["grades"]),
+        "evaluation_cost_usd": round(float(evaluation["cost_usd"]), 6),
         "unpriced_grades": int(
             sum(g for g, c in zip(tokens["grades"], cost, strict=True) if c is None)
         ),

@@ -31,6 +31,7 @@ from grader.llm import is_transient, request_grade, retry_after_seconds
 from grader.models import ModelReply, check_essay, combine_samples, parse_reply
 from grader.pricing import Prices, call_cost
 from grader.records import Grade
+from grader.review import flag
 from grader.settings import Settings
 from grader.store import ClaimedJob, Submission
 
@@ -117,20 +118,26 @@ def call_openai_for(settings: Settings) -> Task:
 
 @task(name="parse-score", cache_policy=NO_CACHE)
 async def parse_score(
-    replies: list[ModelReply], submission: Submission, prices: Prices, disagreement_points: int
+    replies: list[ModelReply],
+    submission: Submission,
+    prices: Prices,
+    disagreement_points: int,
+    review_rule: tuple[str, ...] = (),
 ) -> Grade:
     """The model's answers (one per sample) checked against the rubric and priced, combined
     into one grade (the median per criterion), with the essay's signs of a prompt injection
-    (for human review: the rubric's bounds hold whatever the model said)."""
+    and every reason a person should review it (the rubric's bounds hold whatever the model
+    said)."""
     grades = []
     for reply in replies:
         grade = parse_reply(reply, submission.rubric)
         cost = call_cost(grade.model, grade.prompt_tokens, grade.completion_tokens, prices)
         grades.append(replace(grade, cost_usd=cost))
-    return replace(
+    grade = replace(
         combine_samples(grades, disagreement_points),
         injection_signals=detect_injection(submission.essay),
     )
+    return flag(grade, review_rule)
 
 
 @task(name="persist-result", **_db_retries)

@@ -21,6 +21,7 @@ from grader.llm import anchors_prompt, build_messages, prompt_version, system_pr
 from grader.models import load_rubric
 from grader.pricing import DEFAULT_PRICES
 from reports.agreement import bootstrap_interval, compute, kappa_of_matrix
+from reports.render import summary_paragraph
 from reports.weekly import build_report, make_window
 from tests.conftest import run_cli
 
@@ -383,7 +384,8 @@ def test_an_evaluation_with_known_noise_measures_the_qwk_the_noise_implies(
     recent = json.loads(run_cli("jobs", "recent", "--json").stdout)
     assert recent == []
     week = build_report(conn, make_window(None, None, "UTC"), DEFAULT_PRICES)
-    assert week.summary["jobs"] == 0
+    assert week.summary["jobs"] == 0 and week.summary["evaluation_grades"] == n
+    assert "Evaluation runs (grader evaluate) graded another 200 essays" in summary_paragraph(week)
 
     # a second, exact run, compared with the noisy one
     exact = run_cli(

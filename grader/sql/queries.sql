@@ -197,11 +197,11 @@ WITH done AS (
     INSERT INTO grader.grades (task_id, submission_id, rubric_id, total_score, max_score,
                                criteria, feedback, model, prompt_tokens, completion_tokens,
                                model_attempts, cost_usd, injection_signals, prompt_version,
-                               disagreement)
+                               disagreement, review_state, review_reasons)
     SELECT task_id, %(submission_id)s, %(rubric_id)s, %(total_score)s, %(max_score)s,
            %(criteria)s, %(feedback)s, %(model)s, %(prompt_tokens)s, %(completion_tokens)s,
            %(model_attempts)s, %(cost_usd)s, %(injection_signals)s, %(prompt_version)s,
-           %(disagreement)s
+           %(disagreement)s, %(review_state)s, %(review_reasons)s
     FROM done
     RETURNING grade_id, cost_usd
 ), spent AS (
@@ -228,7 +228,8 @@ SELECT t.task_id, t.task_type, t.status, t.input_data, t.error_message, t.attemp
            AS paused_reason,
        g.grade_id, g.total_score, g.max_score, g.criteria, g.feedback, g.model,
        g.prompt_tokens, g.completion_tokens, g.model_attempts, g.cost_usd::float8 AS cost_usd,
-       g.injection_signals, g.prompt_version, g.disagreement
+       g.injection_signals, g.prompt_version, g.disagreement, g.review_state, g.review_reasons,
+       g.version, g.reviewed_by, g.reviewed_at
 FROM grader.background_tasks AS t
 LEFT JOIN grader.grades AS g ON g.task_id = t.task_id
 WHERE t.task_id = %(task_id)s;
@@ -359,6 +360,15 @@ WHERE t.created_at >= %(since)s AND t.created_at < %(until)s AND t.evaluation_ru
 GROUP BY 1, 2
 ORDER BY 2, 1;
 
+-- name: report_evaluation_grades
+-- Grades of evaluation runs in the window: left out of the report's production figures, but
+-- paid for (their cost counts against the spending caps).
+SELECT count(*) AS grades, coalesce(sum(g.cost_usd), 0)::float8 AS cost_usd
+FROM grader.grades AS g
+JOIN grader.background_tasks AS t ON t.task_id = g.task_id
+WHERE t.created_at >= %(since)s AND t.created_at < %(until)s
+  AND t.evaluation_run_id IS NOT NULL;
+
 -- name: report_total_percentiles
 -- The report benchmark's baseline: total-duration statistics of completed jobs in one query.
 SELECT count(*) AS count, avg(d) AS mean, min(d) AS min,
@@ -401,7 +411,7 @@ RETURNING key_id, name, key_prefix, created_at;
 
 -- name: api_key_by_hash
 -- The live (not revoked) key with this hash, for authenticating a request.
-SELECT key_id FROM grader.api_keys WHERE key_hash = %(key_hash)s AND revoked_at IS NULL;
+SELECT key_id, name FROM grader.api_keys WHERE key_hash = %(key_hash)s AND revoked_at IS NULL;
 
 -- name: revoke_api_key
 -- Revokes a key, named by id or by its prefix; its jobs stay, and nobody can read them over
@@ -485,3 +495,91 @@ ORDER BY i.item_id;
 -- name: finish_evaluation_run
 UPDATE grader.evaluation_runs SET finished_at = now(), metrics = %(metrics)s
 WHERE run_id = %(run_id)s;
+
+-- name: review_queue
+-- One page of grades in a review state, oldest first (keyset: after the cursor's created_at
+-- and grade_id); the queue of needs_review grades uses grades_review_queue_idx.
+SELECT t.task_id, g.grade_id, g.total_score, g.max_score, g.review_state, g.review_reasons,
+       g.created_at, g.reviewed_by, g.reviewed_at, g.model, s.student_ref, r.name AS rubric
+FROM grader.grades AS g
+JOIN grader.background_tasks AS t ON t.task_id = g.task_id
+JOIN grader.submissions AS s ON s.submission_id = g.submission_id
+JOIN grader.rubrics AS r ON r.rubric_id = g.rubric_id
+WHERE g.review_state = %(state)s
+  AND (%(api_key_id)s::uuid IS NULL OR t.api_key_id = %(api_key_id)s)
+  AND (%(reason)s::text IS NULL
+       OR g.review_reasons @> jsonb_build_array(jsonb_build_object('reason', %(reason)s::text)))
+  AND (%(rubric)s::text IS NULL OR r.name = %(rubric)s)
+  AND (%(after_created)s::timestamptz IS NULL
+       OR (g.created_at, g.grade_id) > (%(after_created)s::timestamptz, %(after_id)s::uuid))
+ORDER BY g.created_at, g.grade_id
+LIMIT %(limit)s;
+
+-- name: review_counts
+-- Grades by review state, and those waiting for review by reason.
+SELECT count(*) FILTER (WHERE g.review_state = 'auto') AS auto,
+       count(*) FILTER (WHERE g.review_state = 'needs_review') AS needs_review,
+       count(*) FILTER (WHERE g.review_state = 'reviewed') AS reviewed,
+       (SELECT jsonb_object_agg(reason, n) FROM (
+            SELECT e ->> 'reason' AS reason, count(*) AS n
+            FROM grader.grades AS q
+            JOIN grader.background_tasks AS qt ON qt.task_id = q.task_id
+            CROSS JOIN LATERAL jsonb_array_elements(q.review_reasons) AS e
+            WHERE q.review_state = 'needs_review'
+              AND (%(api_key_id)s::uuid IS NULL OR qt.api_key_id = %(api_key_id)s)
+            GROUP BY 1) AS reasons) AS by_reason
+FROM grader.grades AS g
+JOIN grader.background_tasks AS t ON t.task_id = g.task_id
+WHERE %(api_key_id)s::uuid IS NULL OR t.api_key_id = %(api_key_id)s;
+
+-- name: review_detail
+-- A graded job for a reviewer: the essay, the grade, the rubric (the API key's own jobs only).
+SELECT t.task_id, g.grade_id, g.criteria, g.total_score, g.max_score, g.feedback, g.model,
+       g.review_state, g.review_reasons, g.version, g.reviewed_by, g.reviewed_at, g.created_at,
+       g.injection_signals, s.essay, s.student_ref, r.name AS rubric
+FROM grader.grades AS g
+JOIN grader.background_tasks AS t ON t.task_id = g.task_id
+JOIN grader.submissions AS s ON s.submission_id = g.submission_id
+JOIN grader.rubrics AS r ON r.rubric_id = g.rubric_id
+WHERE g.task_id = %(task_id)s
+  AND (%(api_key_id)s::uuid IS NULL OR t.api_key_id = %(api_key_id)s);
+
+-- name: review_history
+SELECT action, decided_by, decided_at, before, after, note
+FROM grader.grade_reviews WHERE grade_id = %(grade_id)s ORDER BY decided_at;
+
+-- name: review_lock_grade
+-- The grade a decision is about, locked until the decision commits.
+SELECT g.grade_id, g.criteria, g.version, g.review_state
+FROM grader.grades AS g
+JOIN grader.background_tasks AS t ON t.task_id = g.task_id
+WHERE g.task_id = %(task_id)s
+  AND (%(api_key_id)s::uuid IS NULL OR t.api_key_id = %(api_key_id)s)
+FOR UPDATE OF g;
+
+-- name: review_apply
+UPDATE grader.grades
+SET criteria = %(criteria)s, total_score = %(total_score)s, review_state = 'reviewed',
+    reviewed_by = %(who)s, reviewed_at = now(), version = version + 1
+WHERE grade_id = %(grade_id)s
+RETURNING version;
+
+-- name: review_audit
+INSERT INTO grader.grade_reviews (grade_id, action, decided_by, before, after, note)
+VALUES (%(grade_id)s, %(action)s, %(who)s, %(before)s, %(after)s, %(note)s);
+
+-- name: open_review_session
+INSERT INTO grader.review_sessions (session_hash, api_key_id, csrf_token, expires_at)
+VALUES (%(session_hash)s, %(api_key_id)s, %(csrf_token)s,
+        now() + make_interval(secs => %(seconds)s));
+
+-- name: review_session
+-- A live session of a live key (a revoked key ends its sessions).
+SELECT s.csrf_token, k.key_id, k.name
+FROM grader.review_sessions AS s
+JOIN grader.api_keys AS k ON k.key_id = s.api_key_id
+WHERE s.session_hash = %(session_hash)s AND s.expires_at > now() AND k.revoked_at IS NULL;
+
+-- name: close_review_session
+DELETE FROM grader.review_sessions
+WHERE session_hash = %(session_hash)s OR expires_at < now();

@@ -1,0 +1,235 @@
+"""Teachers stay in charge: why a grade needs a person, the review queue, and decisions.
+
+A grade is `auto` (nothing to look at), `needs_review` (with its reasons, each with the evidence
+that raised it) or `reviewed` (a person accepted it or overrode scores: final; nothing the
+system does later replaces it). Reasons appear only where something computed them: the
+injection detector, samples that disagreed, the model's own low confidence, and the school's
+rule (GRADER_REVIEW_RULE: `zero`, `full` or `zero,full`: any criterion at 0 or at full marks).
+
+Every decision is one transaction: the grade row is locked, its version must be the one the
+person saw (else ConflictError: someone decided meanwhile), the scores change within the
+rubric's bounds, the version goes up, and an audit row keeps who, when, before, after and the
+note.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from grader.db import query
+from grader.errors import ConflictError, InvalidInputError, NotFoundError
+from grader.records import Grade
+
+REASONS = {
+    "possible_prompt_injection": "the essay seems to address the grader",
+    "samples_disagree": "repeated gradings disagreed",
+    "low_confidence": "the model was not confident",
+    "rule": "the school's rule (a score at 0 or full marks)",
+}
+MAX_NOTE_CHARS = 2000
+
+
+def flag(grade: Grade, rule: tuple[str, ...] = ()) -> Grade:
+    """The grade with its reasons for review (and `needs_review` when there are any)."""
+    reasons: list[dict[str, Any]] = []
+    if grade.injection_signals:
+        reasons.append(
+            {"reason": "possible_prompt_injection", "detail": list(grade.injection_signals)}
+        )
+    if grade.disagreement:
+        samples = {c.key: list(c.samples) for c in grade.criteria if c.key in grade.disagreement}
+        reasons.append({"reason": "samples_disagree", "detail": samples})
+    low = [c.key for c in grade.criteria if c.confidence == "low"]
+    if low:
+        reasons.append({"reason": "low_confidence", "detail": low})
+    extreme = [
+        c.key
+        for c in grade.criteria
+        if ("zero" in rule and c.score == 0) or ("full" in rule and c.score == c.max_points)
+    ]
+    if extreme:
+        reasons.append({"reason": "rule", "detail": extreme})
+    return replace(
+        grade,
+        review_reasons=tuple(reasons),
+        review_state="needs_review" if reasons else "auto",
+    )
+
+
+# --- the queue -----------------------------------------------------------------------------
+
+
+def encode_cursor(row: dict[str, Any]) -> str:
+    raw = json.dumps([row["created_at"].isoformat(), str(row["grade_id"])])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> tuple[datetime | None, UUID | None]:
+    if not cursor:
+        return None, None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, grade_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        return datetime.fromisoformat(created), UUID(grade_id)
+    except (ValueError, TypeError):
+        raise InvalidInputError("the page cursor is not valid") from None
+
+
+def queue(
+    conn: psycopg.Connection,
+    *,
+    state: str = "needs_review",
+    reason: str | None = None,
+    rubric: str | None = None,
+    api_key_id: UUID | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of grades in `state`, oldest first, and the cursor of the next page (None on
+    the last). With `api_key_id`, only that key's jobs."""
+    if state not in ("auto", "needs_review", "reviewed"):
+        raise InvalidInputError("state must be auto, needs_review or reviewed")
+    if reason is not None and reason not in REASONS:
+        raise InvalidInputError(f"reason must be one of {', '.join(REASONS)}")
+    after_created, after_id = _decode_cursor(cursor)
+    rows = conn.execute(
+        query("review_queue"),
+        {
+            "state": state,
+            "reason": reason,
+            "rubric": rubric,
+            "api_key_id": api_key_id,
+            "after_created": after_created,
+            "after_id": after_id,
+            "limit": limit + 1,
+        },
+    ).fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1]) if more and rows else None
+
+
+def counts(conn: psycopg.Connection, api_key_id: UUID | None = None) -> dict[str, Any]:
+    """Grades by review state, and the grades waiting for review by reason."""
+    row = conn.execute(query("review_counts"), {"api_key_id": api_key_id}).fetchone()
+    return {
+        "auto": row["auto"],
+        "needs_review": row["needs_review"],
+        "reviewed": row["reviewed"],
+        "by_reason": {r: (row["by_reason"] or {}).get(r, 0) for r in REASONS},
+    }
+
+
+def detail(conn: psycopg.Connection, task_id: UUID, api_key_id: UUID | None = None) -> dict:
+    """A graded job for review: the essay, the grade and its history."""
+    row = conn.execute(
+        query("review_detail"), {"task_id": task_id, "api_key_id": api_key_id}
+    ).fetchone()
+    if row is None:
+        raise NotFoundError(f"no grade for task {task_id}")
+    return {**row, "history": history(conn, row["grade_id"])}
+
+
+# --- decisions -----------------------------------------------------------------------------
+
+
+def parse_scores(items: list[str]) -> dict[str, int]:
+    """["thesis=7", "evidence=5"] -> {"thesis": 7, "evidence": 5}."""
+    scores: dict[str, int] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not re.fullmatch(r"-?\d+", value.strip()):
+            raise InvalidInputError(f"--score takes KEY=N (a whole number), got {item!r}")
+        scores[key.strip()] = int(value)
+    return scores
+
+
+def decide(
+    conn: psycopg.Connection,
+    task_id: UUID,
+    *,
+    action: str,
+    who: str,
+    version: int | None,
+    scores: dict[str, int] | None = None,
+    note: str = "",
+    api_key_id: UUID | None = None,
+) -> dict[str, Any]:
+    """Accepts the grade as it is, or overrides some criterion scores; the grade becomes
+    `reviewed`. `version`: the version the person saw (None: whatever is current, for a
+    command run by hand). ConflictError if it changed meanwhile."""
+    if action not in ("accept", "override"):
+        raise InvalidInputError("the decision is accept or override")
+    scores = scores or {}
+    if action == "accept" and scores:
+        raise InvalidInputError("accept takes no scores: override them instead")
+    if action == "override" and not scores:
+        raise InvalidInputError("override needs at least one score (KEY=N)")
+    if len(note) > MAX_NOTE_CHARS or "\x00" in note:
+        raise InvalidInputError(f"the note must be text of at most {MAX_NOTE_CHARS} characters")
+    with conn.transaction():
+        row = conn.execute(
+            query("review_lock_grade"), {"task_id": task_id, "api_key_id": api_key_id}
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no grade for task {task_id}")
+        if version is not None and row["version"] != version:
+            raise ConflictError(
+                f"the grade of task {task_id} changed since version {version} (now version "
+                f"{row['version']}, {row['review_state']}): reload it and decide again"
+            )
+        criteria = [dict(c) for c in row["criteria"]]
+        known = {c["key"]: c for c in criteria}
+        for key, score in scores.items():
+            if key not in known:
+                raise InvalidInputError(f"no criterion {key!r} in this grade ({', '.join(known)})")
+            if not 0 <= score <= known[key]["max_points"]:
+                raise InvalidInputError(
+                    f"{key} must be between 0 and {known[key]['max_points']}, got {score}"
+                )
+        before = {c["key"]: c["score"] for c in criteria}
+        for c in criteria:
+            c["score"] = scores.get(c["key"], c["score"])
+        after = {c["key"]: c["score"] for c in criteria}
+        updated = conn.execute(
+            query("review_apply"),
+            {
+                "grade_id": row["grade_id"],
+                "criteria": Jsonb(criteria),
+                "total_score": sum(after.values()),
+                "who": who,
+            },
+        ).fetchone()
+        conn.execute(
+            query("review_audit"),
+            {
+                "grade_id": row["grade_id"],
+                "action": action,
+                "who": who,
+                "before": Jsonb(before),
+                "after": Jsonb(after),
+                "note": note,
+            },
+        )
+    return {
+        "task_id": str(task_id),
+        "action": action,
+        "version": updated["version"],
+        "before": before,
+        "after": after,
+        "total_score": sum(after.values()),
+        "reviewed_by": who,
+    }
+
+
+def history(conn: psycopg.Connection, grade_id: UUID) -> list[dict[str, Any]]:
+    return conn.execute(query("review_history"), {"grade_id": grade_id}).fetchall()
