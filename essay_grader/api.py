@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from essay_grader import review_page
 from essay_grader.client import GraderClient
-from grader import review
+from grader import export, review
 from grader.api_keys import Caller, authenticate
 from grader.db import first_line, ping
 from grader.errors import (
@@ -148,6 +148,28 @@ class ReviewCounts(BaseModel):
     needs_review: int
     reviewed: int
     by_reason: dict[str, int]
+
+
+class GradebookRow(BaseModel):
+    student_ref: str | None
+    submission_id: UUID
+    task_id: UUID
+    total_score: int
+    max_score: int
+    review_state: str
+    reviewed_by: str | None
+    graded_at: datetime
+    reviewed_at: datetime | None
+    rubric: str
+    rubric_version: str
+    model: str
+    simulated: bool
+    scores: dict[str, int]
+
+
+class Gradebook(BaseModel):
+    grades: list[GradebookRow]
+    next_cursor: str | None
 
 
 class ReviewQueue(BaseModel):
@@ -529,6 +551,27 @@ def create_app(settings: Settings) -> FastAPI:
                 note=body.note,
                 api_key_id=who.key_id,
             )
+
+    @app.get(
+        "/v1/grades",
+        response_model=Gradebook,
+        operation_id="list_grades",
+        responses=_ERROR_RESPONSES,
+    )
+    def list_grades(
+        key: ApiKey,
+        client: Client,
+        since: datetime | None = None,
+        cursor: Annotated[str | None, Field(max_length=200)] = None,
+        limit: Annotated[int, Field(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        """The gradebook of your jobs: every grade since `since`, oldest first, with scores per
+        criterion, review state and reviewer; `next_cursor` for the next page."""
+        with client.pool.connection() as conn:
+            grades, next_cursor = export.page(
+                conn, since=since, api_key_id=key, cursor=cursor, limit=limit
+            )
+        return {"grades": grades, "next_cursor": next_cursor}
 
     review_page.install(app, lambda: app.state.client.pool)
 

@@ -459,6 +459,43 @@ def cmd_review_decide(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _since(text: str | None):
+    """--since as a date (midnight UTC) or an ISO date-time; None when not given."""
+    from datetime import UTC, datetime
+
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--since must be a date or date-time, got {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from contextlib import nullcontext
+
+    from grader import export
+
+    since = _since(args.since)
+    with _connect(settings) as conn:
+        keys = export.criterion_keys(conn, since, args.rubric)
+        target = (
+            open(args.out, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed below)
+            if args.out
+            else nullcontext(sys.stdout)
+        )
+        with target as out:
+            records = export.grades(conn, since, args.rubric)
+            if args.format == "csv":
+                count = export.write_csv(records, keys, out)
+            else:
+                count = export.write_jsonl(records, out)
+    if args.out:
+        print(f"{count} grades written to {args.out}", file=sys.stderr)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from reports.render import summary_lines
     from reports.weekly import generate
@@ -831,6 +868,13 @@ def build_parser() -> argparse.ArgumentParser:
             help="the version you reviewed: refused if the grade changed since",
         )
         p.set_defaults(func=cmd_review_decide, action=action)
+
+    p = sub.add_parser("export", help="the gradebook: every grade as CSV or JSONL")
+    p.add_argument("--since", help="grades made since this date (UTC) or ISO date-time")
+    p.add_argument("--rubric", help="only grades by the rubric of this name")
+    p.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    p.add_argument("--out", help="write to this file (default: standard output)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", parents=[output], help="grade the sample essays end to end")
     p.set_defaults(func=cmd_demo)

@@ -73,7 +73,7 @@ def encode_cursor(row: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str | None) -> tuple[datetime | None, UUID | None]:
+def decode_cursor(cursor: str | None) -> tuple[datetime | None, UUID | None]:
     if not cursor:
         return None, None
     try:
@@ -100,7 +100,7 @@ def queue(
         raise InvalidInputError("state must be auto, needs_review or reviewed")
     if reason is not None and reason not in REASONS:
         raise InvalidInputError(f"reason must be one of {', '.join(REASONS)}")
-    after_created, after_id = _decode_cursor(cursor)
+    after_created, after_id = decode_cursor(cursor)
     rows = conn.execute(
         query("review_queue"),
         {

@@ -37,3 +37,6 @@ CREATE TABLE IF NOT EXISTS grader.review_sessions (
     created_at    timestamptz NOT NULL DEFAULT now(),
     expires_at    timestamptz NOT NULL
 );
+
+-- the gradebook export and GET /v1/grades page through grades in this order
+CREATE INDEX IF NOT EXISTS grades_created_idx ON grader.grades (created_at, grade_id);

@@ -5,6 +5,8 @@ real browser. Grades are made by the real flow on PostgreSQL with the simulator 
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -70,12 +72,15 @@ def test_reasons_are_raised_only_by_what_computed_them() -> None:
     assert list(only_zero.review_reasons) == [{"reason": "rule", "detail": ["a"]}]
 
 
-def _graded(http: httpx.Client, key: str, essays: list[str]) -> list[str]:
+def _graded(
+    http: httpx.Client, key: str, essays: list[str], refs: list[str] | None = None
+) -> list[str]:
     """Submits and triggers each essay over HTTP, then grades them with the real flow."""
     task_ids = []
-    for essay in essays:
+    for essay, ref in zip(essays, refs or [None] * len(essays), strict=True):
         headers = {"Authorization": f"Bearer {key}"}
-        submitted = http.post("/v1/submissions", json={"essay": essay}, headers=headers)
+        body = {"essay": essay, **({"student_ref": ref} if ref else {})}
+        submitted = http.post("/v1/submissions", json=body, headers=headers)
         job = http.post(
             "/v1/grading-jobs",
             json={"submission_id": submitted.json()["submission_id"]},
@@ -261,3 +266,49 @@ def test_the_review_page_in_a_browser(
     # only failed loads the browser reports
     expected = ("status of 401", "status of 409")
     assert [e for e in watched_page.errors if not any(x in e for x in expected)] == []
+
+
+def test_the_gradebook_export_shows_the_teachers_decision_and_is_safe_in_a_spreadsheet(
+    api: str, conn: psycopg.Connection, simulator: LLMSimulator, tmp_path
+) -> None:
+    key = api_keys.create_key(conn, "office")[0]
+    refs = ['O\'Brien, "Zoë"', '=HYPERLINK("http://x")']
+    with httpx.Client(base_url=api, timeout=30) as http:
+        hostile, plain = _graded(http, key, [HOSTILE, PLAIN], refs)
+        auth = {"Authorization": f"Bearer {key}"}
+        decision = {"action": "override", "scores": {"evidence": 1}, "version": 1}
+        assert (
+            http.post(f"/v1/grading-jobs/{hostile}/review", json=decision, headers=auth).status_code
+            == 200
+        )
+        first = http.get("/v1/grades", params={"limit": 1}, headers=auth).json()
+        assert [g["task_id"] for g in first["grades"]] == [hostile]
+        assert first["grades"][0]["scores"]["evidence"] == 1
+        assert first["grades"][0]["review_state"] == "reviewed"
+        second = http.get(
+            "/v1/grades", params={"limit": 1, "cursor": first["next_cursor"]}, headers=auth
+        ).json()
+        assert [g["task_id"] for g in second["grades"]] == [plain]
+        assert second["next_cursor"] is None
+        stranger = api_keys.create_key(conn, "other")[0]
+        none = http.get("/v1/grades", headers={"Authorization": f"Bearer {stranger}"}).json()
+        assert none["grades"] == []
+
+    out = tmp_path / "grades.csv"
+    done = run_cli("export", "--out", str(out))
+    assert done.returncode == 0 and "2 grades written" in done.stderr, done.stderr
+    raw = out.read_bytes()
+    assert raw.startswith("\ufeff".encode()) and b"\r\n" in raw
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert [r["task_id"] for r in rows] == [hostile, plain]
+    assert rows[0]["student_ref"] == 'O\'Brien, "Zoë"'  # commas, quotes, non-ASCII intact
+    assert rows[1]["student_ref"] == '\'=HYPERLINK("http://x")'  # never a formula
+    assert rows[0]["evidence"] == "1" and rows[0]["review_state"] == "reviewed"
+    assert rows[0]["reviewed_by"] == "api-key:office" and rows[0]["simulated"] == "true"
+    assert list(rows[0])[-4:] == ["thesis", "evidence", "organization", "language"]
+    jsonl = run_cli("export", "--format", "jsonl")
+    lines = [json.loads(line) for line in jsonl.stdout.splitlines()]
+    assert [r["task_id"] for r in lines] == [hostile, plain]
+    assert lines[0]["scores"]["evidence"] == 1
+    bad = run_cli("export", "--since", "last week")
+    assert bad.returncode == 1 and "--since must be a date" in bad.stderr
