@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import re
 import typing
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -148,6 +148,9 @@ class ReviewCounts(BaseModel):
     needs_review: int
     reviewed: int
     by_reason: dict[str, int]
+
+
+ISO_DATE_TIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$"
 
 
 class GradebookRow(BaseModel):
@@ -561,15 +564,27 @@ def create_app(settings: Settings) -> FastAPI:
     def list_grades(
         key: ApiKey,
         client: Client,
-        since: datetime | None = None,
+        since: Annotated[
+            str | None,
+            Field(
+                pattern=ISO_DATE_TIME,
+                description="a date (midnight UTC) or an ISO 8601 date-time",
+            ),
+        ] = None,
         cursor: Annotated[str | None, Field(max_length=200)] = None,
         limit: Annotated[int, Field(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
         """The gradebook of your jobs: every grade since `since`, oldest first, with scores per
         criterion, review state and reviewer; `next_cursor` for the next page."""
+        try:
+            start = datetime.fromisoformat(since) if since else None
+        except ValueError:
+            raise InvalidInputError(f"since is not a date or date-time: {since!r}") from None
+        if start is not None and start.tzinfo is None:
+            start = start.replace(tzinfo=UTC)
         with client.pool.connection() as conn:
             grades, next_cursor = export.page(
-                conn, since=since, api_key_id=key, cursor=cursor, limit=limit
+                conn, since=start, api_key_id=key, cursor=cursor, limit=limit
             )
         return {"grades": grades, "next_cursor": next_cursor}
 
