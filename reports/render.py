@@ -99,6 +99,13 @@ _COLUMNS = {
     "score": Column("score (points)", "points"),
     "max_points": Column("out of (points)", "points"),
     "total_score": Column("total score (points)", "points"),
+    "accepted": Column("accepted as graded", "count"),
+    "overridden": Column("scores changed", "count"),
+    "decisions": Column("decisions", "count"),
+    "changed": Column("score changed", "count"),
+    "change_rate": Column("changed (%)", "percent"),
+    "mean_abs_change": Column("mean change (points)", "points"),
+    "reason": Column("reason"),
     "max_score": Column("out of (points)", "points"),
 }
 _MEASURE_WORDS = {
@@ -128,6 +135,13 @@ TABLES = {
     "score_counts": ("Scores given, per criterion", "How many grades gave each score."),
     "scores_by_criterion": ("Scores by criterion", "In points."),
     "total_scores": ("Total scores", "How many grades gave each total."),
+    "review_decisions": ("Teachers' decisions per day", "Accepted as graded, or scores changed."),
+    "review_changes": (
+        "What teachers changed, per criterion",
+        "How often a teacher's decision changed the model's score, and by how much: the live "
+        "measure of agreement between the model and the school's teachers.",
+    ),
+    "review_reasons": ("Why grades were sent to review", "Grades of the window, by reason."),
 }
 
 
@@ -207,7 +221,9 @@ def duration(value: float | None) -> str:
         return f"{seconds(value)} s"
     if value < 3600:
         return f"{value / 60:.1f} min"
-    return f"{value / 3600:.1f} h"
+    if value < 2 * 86400:
+        return f"{value / 3600:.1f} h"
+    return f"{value / 86400:.1f} days"
 
 
 def simulated_warning(report: Report) -> str | None:
@@ -247,7 +263,28 @@ def summary_paragraph(report: Report) -> str:
     text += f" Model cost: {usd(s['cost_usd'])}"
     if s["unpriced_grades"]:
         text += f", plus {s['unpriced_grades']:,} grades by models with no known price"
-    return text + "." + _evaluation_note(s)
+    text += "." + _review_note(s)
+    return text + _evaluation_note(s)
+
+
+def _grades(n: int) -> str:
+    return f"{n:,} grade" + ("" if n == 1 else "s")
+
+
+def _review_note(s: dict[str, Any]) -> str:
+    note = ""
+    if s["review_decisions"]:
+        share = percent(s["review_overridden"] / s["review_decisions"])
+        note += (
+            f" Teachers reviewed {_grades(s['review_decisions'])} and changed scores on "
+            f"{s['review_overridden']:,} ({share})."
+        )
+    if s["review_waiting"]:
+        note += (
+            f" {_grades(s['review_waiting'])} waiting for review, the oldest for "
+            f"{duration(s['review_oldest_seconds'])}."
+        )
+    return note
 
 
 def _evaluation_note(s: dict[str, Any]) -> str:
@@ -274,6 +311,8 @@ def summary_lines(report: Report) -> list[str]:
             f"- time from trigger to grade: median {duration(s['p50_total_seconds'])}, "
             f"95% within {duration(s['p95_total_seconds'])}",
             f"- model cost: {usd(s['cost_usd'])}",
+            f"- teacher review: {s['review_decisions']:,} decisions, {s['review_overridden']:,} "
+            f"with changed scores; {s['review_waiting']:,} grades waiting",
         ]
     return lines
 

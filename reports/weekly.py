@@ -199,6 +199,15 @@ def build_report(conn: psycopg.Connection, window: Window, prices: Prices) -> Re
     report.tables["scores_by_criterion"] = _score_stats(scores)
     report.tables["total_scores"] = frame(store.table(conn, "report_total_scores", params))
 
+    queue = store.table(conn, "report_review_queue", params).rows[0]
+    report.tables["review_decisions"] = frame(
+        store.table(conn, "report_review_decisions", {**params, "tz": tz.key})
+    )
+    changes = frame(store.table(conn, "report_review_changes", params))
+    changes["change_rate"] = (changes["changed"] / changes["decisions"]).round(4)
+    report.tables["review_changes"] = changes
+    report.tables["review_reasons"] = frame(store.table(conn, "report_review_reasons", params))
+
     running = int(jobs["status"].isin(["pending", "processing"]).sum())
     evaluation = store.table(conn, "report_evaluation_grades", params).rows[0]
     report.total_seconds = total[jobs["status"] == "completed"]
@@ -221,6 +230,12 @@ def build_report(conn: psycopg.Connection, window: Window, prices: Prices) -> Re
         "simulated_grades": int(
             tokens.loc[tokens["model"].str.startswith(SIMULATED_MODEL_PREFIX), "grades"].sum()
         ),
+        "review_waiting": int(queue["waiting"]),
+        "review_oldest_seconds": _round(queue["oldest_seconds"]),
+        "review_decisions": int(
+            report.tables["review_decisions"][["accepted", "overridden"]].to_numpy().sum()
+        ),
+        "review_overridden": int(report.tables["review_decisions"]["overridden"].sum()),
         "evaluation_grades": int(evaluation["grades"]),
         "evaluation_cost_usd": round(float(evaluation["cost_usd"]), 6),
         "unpriced_grades": int(

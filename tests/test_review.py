@@ -20,8 +20,11 @@ from essay_grader import check_grading_status, start_grading_job
 from flows.grading import grade_pending
 from grader import api_keys, review
 from grader.errors import InvalidInputError
+from grader.pricing import DEFAULT_PRICES
 from grader.records import CriterionScore, Grade
 from grader.simulator import LLMSimulator
+from reports.render import summary_paragraph
+from reports.weekly import build_report, make_window
 from tests.conftest import PageWatch, run_cli
 
 HOSTILE = (
@@ -276,6 +279,7 @@ def test_the_gradebook_export_shows_the_teachers_decision_and_is_safe_in_a_sprea
     with httpx.Client(base_url=api, timeout=30) as http:
         hostile, plain = _graded(http, key, [HOSTILE, PLAIN], refs)
         auth = {"Authorization": f"Bearer {key}"}
+        original = http.get(f"/v1/grading-jobs/{hostile}", headers=auth).json()["grade"]
         decision = {"action": "override", "scores": {"evidence": 1}, "version": 1}
         assert (
             http.post(f"/v1/grading-jobs/{hostile}/review", json=decision, headers=auth).status_code
@@ -312,3 +316,16 @@ def test_the_gradebook_export_shows_the_teachers_decision_and_is_safe_in_a_sprea
     assert lines[0]["scores"]["evidence"] == 1
     bad = run_cli("export", "--since", "last week")
     assert bad.returncode == 1 and "--since must be a date" in bad.stderr
+
+    # the weekly report shows what the teacher changed: evidence, once, by the override
+    week = build_report(conn, make_window(None, None, "UTC"), DEFAULT_PRICES)
+    changes = week.tables["review_changes"].set_index("criterion")
+    assert changes.loc["evidence", "decisions"] == 1
+    before = next(c for c in original["criteria"] if c["key"] == "evidence")["score"]
+    assert changes.loc["evidence", "changed"] == int(before != 1)
+    assert changes.loc["evidence", "mean_abs_change"] == abs(before - 1)
+    assert changes.loc["thesis", "changed"] == 0
+    assert week.summary["review_decisions"] == 1 and week.summary["review_overridden"] == 1
+    assert week.summary["review_waiting"] == 0
+    assert list(week.tables["review_reasons"]["reason"]) == ["possible_prompt_injection"]
+    assert "Teachers reviewed 1 grade and changed scores on 1 (100.0%)." in summary_paragraph(week)

@@ -614,3 +614,42 @@ WHERE (%(since)s::timestamptz IS NULL OR g.created_at >= %(since)s)
        OR (g.created_at, g.grade_id) > (%(after_created)s::timestamptz, %(after_id)s::uuid))
 ORDER BY g.created_at, g.grade_id
 LIMIT %(limit)s;
+
+-- name: report_review_queue
+-- The review queue now (production grades only): how many wait and for how long.
+SELECT count(*) AS waiting,
+       EXTRACT(EPOCH FROM max(now() - g.created_at))::float8 AS oldest_seconds,
+       EXTRACT(EPOCH FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY now() - g.created_at))
+           ::float8 AS median_seconds
+FROM grader.grades AS g
+JOIN grader.background_tasks AS t ON t.task_id = g.task_id
+WHERE g.review_state = 'needs_review' AND t.evaluation_run_id IS NULL;
+
+-- name: report_review_decisions
+-- Teachers' decisions made in the window, by day (UTC) and kind.
+SELECT to_char(d.decided_at AT TIME ZONE %(tz)s, 'YYYY-MM-DD') AS day,
+       count(*) FILTER (WHERE d.action = 'accept') AS accepted,
+       count(*) FILTER (WHERE d.action = 'override') AS overridden
+FROM grader.grade_reviews AS d
+WHERE d.decided_at >= %(since)s AND d.decided_at < %(until)s
+GROUP BY 1 ORDER BY 1;
+
+-- name: report_review_changes
+-- Per criterion, over the decisions of the window: how often teachers changed the model's
+-- score and by how much (the live agreement between the model and the teachers).
+SELECT b.key AS criterion, count(*) AS decisions,
+       count(*) FILTER (WHERE b.value::int <> (d.after ->> b.key)::int) AS changed,
+       avg(abs(b.value::int - (d.after ->> b.key)::int))::float8 AS mean_abs_change
+FROM grader.grade_reviews AS d
+CROSS JOIN LATERAL jsonb_each_text(d.before) AS b
+WHERE d.decided_at >= %(since)s AND d.decided_at < %(until)s
+GROUP BY 1 ORDER BY 1;
+
+-- name: report_review_reasons
+-- Why the window's production grades were sent to review.
+SELECT e ->> 'reason' AS reason, count(*) AS grades
+FROM grader.grades AS g
+JOIN grader.background_tasks AS t ON t.task_id = g.task_id
+CROSS JOIN LATERAL jsonb_array_elements(g.review_reasons) AS e
+WHERE t.created_at >= %(since)s AND t.created_at < %(until)s AND t.evaluation_run_id IS NULL
+GROUP BY 1 ORDER BY 2 DESC, 1;
