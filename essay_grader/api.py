@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import re
 import typing
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -576,12 +576,7 @@ def create_app(settings: Settings) -> FastAPI:
     ) -> dict[str, Any]:
         """The gradebook of your jobs: every grade since `since`, oldest first, with scores per
         criterion, review state and reviewer; `next_cursor` for the next page."""
-        try:
-            start = datetime.fromisoformat(since) if since else None
-        except ValueError:
-            raise InvalidInputError(f"since is not a date or date-time: {since!r}") from None
-        if start is not None and start.tzinfo is None:
-            start = start.replace(tzinfo=UTC)
+        start = export.parse_since(since, "since")
         with client.pool.connection() as conn:
             grades, next_cursor = export.page(
                 conn, since=start, api_key_id=key, cursor=cursor, limit=limit

@@ -459,25 +459,12 @@ def cmd_review_decide(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _since(text: str | None):
-    """--since as a date (midnight UTC) or an ISO date-time; None when not given."""
-    from datetime import UTC, datetime
-
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"--since must be a date or date-time, got {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from contextlib import nullcontext
 
     from grader import export
 
-    since = _since(args.since)
+    since = export.parse_since(args.since)
     with _connect(settings) as conn:
         keys = export.criterion_keys(conn, since, args.rubric)
         target = (
@@ -493,6 +480,41 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
                 count = export.write_jsonl(records, out)
     if args.out:
         print(f"{count} grades written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_regrade(args: argparse.Namespace, settings: Settings) -> int:
+    from grader import review, store
+    from grader.export import parse_since
+
+    name = args.rubric
+    with _connect(settings) as conn:
+        if Path(name).suffix.lower() in (".toml", ".json"):  # an edited file: a new version
+            from grader.models import load_rubric
+
+            rubric = load_rubric(name)
+            store.save_rubric(conn, rubric)
+            name = rubric.name
+        result = review.regrade(
+            conn,
+            name,
+            since=parse_since(args.since),
+            only_auto=args.only_auto,
+            include_reviewed=args.include_reviewed,
+        )
+    _emit(
+        args,
+        result,
+        f"{result['queued']} regrading job(s) queued by {result['rubric']!r} version "
+        f"{result['version']} ({result['already_queued']} already queued or done, "
+        f"{result['skipped_reviewed']} reviewed grades left alone"
+        + (
+            f", {result['skipped_needs_review']} waiting for review left alone"
+            if args.only_auto
+            else ""
+        )
+        + "); a running stack grades them, or `grader run-pending`",
+    )
     return 0
 
 
@@ -875,6 +897,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     p.add_argument("--out", help="write to this file (default: standard output)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "regrade", parents=[output], help="regrade what an older version of a rubric graded"
+    )
+    p.add_argument(
+        "--rubric", required=True, help="a rubric name (its newest version), or an edited file"
+    )
+    p.add_argument("--since", help="only grades made since this date (UTC) or date-time")
+    p.add_argument("--only-auto", action="store_true", help="leave grades waiting for review")
+    p.add_argument(
+        "--include-reviewed", action="store_true", help="regrade teacher-reviewed grades too"
+    )
+    p.set_defaults(func=cmd_regrade)
 
     p = sub.add_parser("demo", parents=[output], help="grade the sample essays end to end")
     p.set_defaults(func=cmd_demo)

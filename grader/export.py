@@ -13,13 +13,14 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import IO, Any
 from uuid import UUID
 
 import psycopg
 
 from grader.db import query
+from grader.errors import InvalidInputError
 from grader.records import SIMULATED_MODEL_PREFIX
 from grader.review import decode_cursor, encode_cursor
 
@@ -40,6 +41,18 @@ FIXED = [
     "simulated",
 ]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def parse_since(text: str | None, what: str = "--since") -> datetime | None:
+    """A date (midnight UTC) or an ISO date-time (UTC unless it says otherwise); None for
+    None; InvalidInputError for anything else."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInputError(f"{what} must be a date or date-time, got {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def criterion_keys(

@@ -25,6 +25,7 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
+from grader import store
 from grader.db import query
 from grader.errors import ConflictError, InvalidInputError, NotFoundError
 from grader.records import Grade
@@ -233,3 +234,41 @@ def decide(
 
 def history(conn: psycopg.Connection, grade_id: UUID) -> list[dict[str, Any]]:
     return conn.execute(query("review_history"), {"grade_id": grade_id}).fetchall()
+
+
+# --- rubric versions and regrading ------------------------------------------------------------
+
+
+def regrade(
+    conn: psycopg.Connection,
+    rubric_name: str,
+    *,
+    since: datetime | None = None,
+    only_auto: bool = False,
+    include_reviewed: bool = False,
+) -> dict[str, Any]:
+    """Queues a new grading job, by the newest version of the rubric `rubric_name`, for every
+    submission whose latest grade was made with an older version. Earlier grades stay (as
+    history); a reviewed grade is left alone unless `include_reviewed`; `only_auto` leaves out
+    grades waiting for review too. Idempotent: a submission whose regrade is already queued
+    (or done) gets nothing new."""
+    latest = conn.execute(query("latest_rubric_version"), {"name": rubric_name}).fetchone()
+    if latest is None:
+        raise NotFoundError(f"no rubric named {rubric_name!r}")
+    rows = conn.execute(
+        query("regrade_candidates"),
+        {"name": rubric_name, "rubric_id": latest["rubric_id"], "since": since},
+    ).fetchall()
+    counts = {"queued": 0, "already_queued": 0, "skipped_reviewed": 0, "skipped_needs_review": 0}
+    for row in rows:
+        if row["review_state"] == "reviewed" and not include_reviewed:
+            counts["skipped_reviewed"] += 1
+            continue
+        if row["review_state"] == "needs_review" and only_auto:
+            counts["skipped_needs_review"] += 1
+            continue
+        _, created = store.create_grading_task(
+            conn, row["submission_id"], latest["rubric_id"], row["api_key_id"]
+        )
+        counts["queued" if created else "already_queued"] += 1
+    return {"rubric": rubric_name, "version": latest["version"], **counts}

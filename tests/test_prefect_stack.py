@@ -148,6 +148,7 @@ def test_up_deploys_every_deployment_with_its_schedule(stack: dict) -> None:
         "weekly-metrics-report",
         "reap-stuck-tasks",
         "evaluate-agreement",
+        "regrade",
     }
     assert all(d.work_pool_name == stack["pool"] for d in deployments.values())
     cron = [s.schedule for s in deployments["grade-pending"].schedules]

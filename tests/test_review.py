@@ -329,3 +329,43 @@ def test_the_gradebook_export_shows_the_teachers_decision_and_is_safe_in_a_sprea
     assert week.summary["review_waiting"] == 0
     assert list(week.tables["review_reasons"]["reason"]) == ["possible_prompt_injection"]
     assert "Teachers reviewed 1 grade and changed scores on 1 (100.0%)." in summary_paragraph(week)
+
+
+def test_regrade_after_a_rubric_edit_is_idempotent_and_spares_reviewed_grades(
+    conn: psycopg.Connection, simulator: LLMSimulator, tmp_path
+) -> None:
+    from essay_grader import submit_essay
+    from grader.models import load_rubric
+
+    task_ids = [start_grading_job(submit_essay(f"{PLAIN}\nEssay {i}.")) for i in range(3)]
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, grade_pending(limit=3, concurrency=3)).result()
+    review.decide(conn, task_ids[0], action="accept", who="teacher", version=1)
+
+    rubric = load_rubric()
+    edited = rubric.definition()
+    edited["criteria"][0]["description"] = "States a clear position in the first paragraph."
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(edited))
+    first = run_cli("regrade", "--rubric", str(path), "--json")
+    assert first.returncode == 0, first.stderr
+    result = json.loads(first.stdout)
+    assert (result["queued"], result["skipped_reviewed"]) == (2, 1)
+    assert result["rubric"] == rubric.name
+    again = json.loads(run_cli("regrade", "--rubric", rubric.name, "--json").stdout)
+    assert (again["queued"], again["already_queued"]) == (0, 2)  # nothing new
+    with ThreadPoolExecutor(1) as pool:
+        outcomes = pool.submit(asyncio.run, grade_pending(limit=10, concurrency=3)).result()
+    assert outcomes["completed"] == 2
+    versions = conn.execute(
+        "SELECT left(r.content_sha256, 12) AS version, count(*) AS grades FROM grader.grades g "
+        "JOIN grader.rubrics r ON r.rubric_id = g.rubric_id GROUP BY 1"
+    ).fetchall()
+    assert sorted(v["grades"] for v in versions) == [2, 3]  # the old grades stay, as history
+    assert check_grading_status(task_ids[0]).grade.review_state == "reviewed"
+    done = json.loads(run_cli("regrade", "--rubric", rubric.name, "--json").stdout)
+    assert done["queued"] == 0 and done["already_queued"] == 0  # regraded: nothing to do
+    forced = run_cli("regrade", "--rubric", rubric.name, "--include-reviewed", "--json")
+    assert json.loads(forced.stdout)["queued"] == 1
+    missing = run_cli("regrade", "--rubric", "No such rubric")
+    assert missing.returncode == 1 and "no rubric named 'No such rubric'" in missing.stderr

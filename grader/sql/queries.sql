@@ -653,3 +653,23 @@ JOIN grader.background_tasks AS t ON t.task_id = g.task_id
 CROSS JOIN LATERAL jsonb_array_elements(g.review_reasons) AS e
 WHERE t.created_at >= %(since)s AND t.created_at < %(until)s AND t.evaluation_run_id IS NULL
 GROUP BY 1 ORDER BY 2 DESC, 1;
+
+-- name: latest_rubric_version
+-- The newest version of a rubric name: editing a rubric file stores a new version.
+SELECT rubric_id, left(content_sha256, 12) AS version
+FROM grader.rubrics WHERE name = %(name)s ORDER BY created_at DESC LIMIT 1;
+
+-- name: regrade_candidates
+-- The latest production grade of each submission graded by a rubric of this name, where that
+-- grade was made with another version than `rubric_id` (and since `since`).
+SELECT submission_id, review_state, api_key_id FROM (
+    SELECT DISTINCT ON (g.submission_id) g.submission_id, g.rubric_id, g.review_state,
+           g.created_at, t.api_key_id
+    FROM grader.grades AS g
+    JOIN grader.rubrics AS r ON r.rubric_id = g.rubric_id
+    JOIN grader.background_tasks AS t ON t.task_id = g.task_id
+    WHERE r.name = %(name)s AND t.evaluation_run_id IS NULL
+    ORDER BY g.submission_id, g.created_at DESC
+) AS latest
+WHERE latest.rubric_id <> %(rubric_id)s
+  AND (%(since)s::timestamptz IS NULL OR latest.created_at >= %(since)s);
