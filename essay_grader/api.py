@@ -144,7 +144,6 @@ class ReviewItem(BaseModel):
 
 
 class ReviewCounts(BaseModel):
-    auto: int
     needs_review: int
     reviewed: int
     by_reason: dict[str, int]

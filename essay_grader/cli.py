@@ -399,8 +399,8 @@ def cmd_review_list(args: argparse.Namespace, settings: Settings) -> int:
         for r in rows
     ]
     lines.append(
-        f"{len(rows)} shown; {totals['needs_review']} need review, {totals['reviewed']} reviewed, "
-        f"{totals['auto']} auto" + (f"; next page: --cursor {cursor}" if cursor else "")
+        f"{len(rows)} shown; {totals['needs_review']} need review, {totals['reviewed']} reviewed"
+        + (f"; next page: --cursor {cursor}" if cursor else "")
     )
     _emit(args, {"grades": rows, "next_cursor": cursor, "counts": totals}, "\n".join(lines))
     return 0

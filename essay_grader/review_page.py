@@ -240,14 +240,14 @@ def install(app: FastAPI, pool: Callable[[], Any]) -> None:
         except InvalidInputError as exc:
             return _html(_page("Review queue", f'<p class="error">{_e(exc)}</p>'), 422)
         states = {"needs_review": "Needs review", "reviewed": "Reviewed", "auto": "Auto"}
-        tabs = " · ".join(
-            (
-                f"<strong>{label} ({counts[key]:,})</strong>"
-                if key == state
-                else f'<a href="/review?{urlencode({"state": key})}">{label} ({counts[key]:,})</a>'
-            )
-            for key, label in states.items()
-        )
+
+        def tab(key: str, label: str) -> str:
+            label += f" ({counts[key]:,})" if key in counts else ""  # auto grades: uncounted
+            if key == state:
+                return f"<strong>{label}</strong>"
+            return f'<a href="/review?{urlencode({"state": key})}">{label}</a>'
+
+        tabs = " · ".join(tab(key, label) for key, label in states.items())
         options = "".join(
             f'<option value="{key}"{" selected" if key == reason else ""}>{_e(words)} '
             f"({counts['by_reason'][key]:,})</option>"

@@ -120,10 +120,10 @@ def queue(
 
 
 def counts(conn: psycopg.Connection, api_key_id: UUID | None = None) -> dict[str, Any]:
-    """Grades by review state, and the grades waiting for review by reason."""
+    """Grades waiting for review and reviewed, and those waiting by reason (auto grades are
+    not counted: that would read every grade)."""
     row = conn.execute(query("review_counts"), {"api_key_id": api_key_id}).fetchone()
     return {
-        "auto": row["auto"],
         "needs_review": row["needs_review"],
         "reviewed": row["reviewed"],
         "by_reason": {r: (row["by_reason"] or {}).get(r, 0) for r in REASONS},

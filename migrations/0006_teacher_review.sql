@@ -14,6 +14,8 @@ ALTER TABLE grader.grades
 -- the queue: grades waiting for a person, oldest first
 CREATE INDEX IF NOT EXISTS grades_review_queue_idx
     ON grader.grades (created_at, grade_id) WHERE review_state = 'needs_review';
+CREATE INDEX IF NOT EXISTS grades_reviewed_idx
+    ON grader.grades (created_at, grade_id) WHERE review_state = 'reviewed';
 
 -- One row per decision: who, when, the scores before and after, the note.
 CREATE TABLE IF NOT EXISTS grader.grade_reviews (

@@ -109,7 +109,7 @@ def test_decisions_over_http_are_scoped_versioned_and_audited(
         queue = http.get("/v1/reviews", headers=auth).json()
         assert [g["task_id"] for g in queue["grades"]] == [hostile]
         assert queue["grades"][0]["review_reasons"][0]["reason"] == "possible_prompt_injection"
-        assert queue["counts"]["needs_review"] == 1 and queue["counts"]["auto"] == 1
+        assert queue["counts"]["needs_review"] == 1 and queue["counts"]["reviewed"] == 0
         ordinary = http.get(f"/v1/grading-jobs/{plain}", headers=auth).json()["grade"]
         assert ordinary["review_state"] == "auto" and ordinary["review_reasons"] == []
         stranger = {"Authorization": f"Bearer {other}"}
