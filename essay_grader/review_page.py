@@ -404,6 +404,10 @@ def install(app: FastAPI, pool: Callable[[], Any]) -> None:
                     current = review.detail(conn, task, session.caller.key_id)
                 unchanged = {c["key"]: c["score"] for c in current["criteria"]}
                 scores = {k: v for k, v in scores.items() if unchanged.get(k) != v}
+                if not scores:
+                    raise InvalidInputError(
+                        "change at least one score to override, or accept the grade as it is"
+                    )
             with pool().connection() as conn:
                 review.decide(
                     conn,

@@ -19,10 +19,10 @@ from uuid import UUID
 
 import psycopg
 
+from grader import store
 from grader.db import query
 from grader.errors import InvalidInputError
 from grader.records import SIMULATED_MODEL_PREFIX
-from grader.review import decode_cursor, encode_cursor
 
 PAGE_ROWS = 5000
 FIXED = [
@@ -88,21 +88,8 @@ def page(
     limit: int = 100,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of the gradebook and the cursor of the next (None on the last)."""
-    after_created, after_id = decode_cursor(cursor)
-    rows = conn.execute(
-        query("export_grades"),
-        {
-            "since": since,
-            "rubric": rubric,
-            "api_key_id": api_key_id,
-            "after_created": after_created,
-            "after_id": after_id,
-            "limit": limit + 1,
-        },
-    ).fetchall()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor({"created_at": rows[-1]["graded_at"], **rows[-1]}) if more else None
+    params = {"since": since, "rubric": rubric, "api_key_id": api_key_id}
+    rows, next_cursor = store.keyset_page(conn, "export_grades", params, cursor, limit)
     return [_record(r) for r in rows], next_cursor
 
 

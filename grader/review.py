@@ -14,8 +14,6 @@ note.
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from dataclasses import replace
 from datetime import datetime
@@ -69,22 +67,6 @@ def flag(grade: Grade, rule: tuple[str, ...] = ()) -> Grade:
 # --- the queue -----------------------------------------------------------------------------
 
 
-def encode_cursor(row: dict[str, Any]) -> str:
-    raw = json.dumps([row["created_at"].isoformat(), str(row["grade_id"])])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> tuple[datetime | None, UUID | None]:
-    if not cursor:
-        return None, None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created, grade_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return datetime.fromisoformat(created), UUID(grade_id)
-    except (ValueError, TypeError):
-        raise InvalidInputError("the page cursor is not valid") from None
-
-
 def queue(
     conn: psycopg.Connection,
     *,
@@ -101,22 +83,8 @@ def queue(
         raise InvalidInputError("state must be auto, needs_review or reviewed")
     if reason is not None and reason not in REASONS:
         raise InvalidInputError(f"reason must be one of {', '.join(REASONS)}")
-    after_created, after_id = decode_cursor(cursor)
-    rows = conn.execute(
-        query("review_queue"),
-        {
-            "state": state,
-            "reason": reason,
-            "rubric": rubric,
-            "api_key_id": api_key_id,
-            "after_created": after_created,
-            "after_id": after_id,
-            "limit": limit + 1,
-        },
-    ).fetchall()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, encode_cursor(rows[-1]) if more and rows else None
+    params = {"state": state, "reason": reason, "rubric": rubric, "api_key_id": api_key_id}
+    return store.keyset_page(conn, "review_queue", params, cursor, limit)
 
 
 def counts(conn: psycopg.Connection, api_key_id: UUID | None = None) -> dict[str, Any]:

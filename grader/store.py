@@ -11,12 +11,15 @@ beyond naming which statement to run.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import io
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -25,7 +28,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from grader.db import database_url, query
-from grader.errors import GraderError, LeaseLostError, NotFoundError
+from grader.errors import GraderError, InvalidInputError, LeaseLostError, NotFoundError
 from grader.records import Grade, JobStatus
 from grader.settings import Settings
 
@@ -202,6 +205,38 @@ class Table:
 def table(conn: psycopg.Connection, name: str, params: dict[str, Any]) -> Table:
     cur = conn.execute(query(name), params)
     return Table([column.name for column in cur.description], cur.fetchall())
+
+
+def _encode_cursor(row: dict[str, Any]) -> str:
+    raw = json.dumps([row["created_at"].isoformat(), str(row["grade_id"])])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> tuple[datetime | None, UUID | None]:
+    if not cursor:
+        return None, None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, grade_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        return datetime.fromisoformat(created), UUID(grade_id)
+    except (ValueError, TypeError):
+        raise InvalidInputError("the page cursor is not valid") from None
+
+
+def keyset_page(
+    conn: psycopg.Connection, name: str, params: dict[str, Any], cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of a grades query ordered by (created_at, grade_id) that takes `after_created`,
+    `after_id` and `limit`: its rows and the opaque cursor of the next page (None on the last).
+    Each page is an index range scan, however deep it is."""
+    after_created, after_id = _decode_cursor(cursor)
+    rows = conn.execute(
+        query(name),
+        {**params, "after_created": after_created, "after_id": after_id, "limit": limit + 1},
+    ).fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, _encode_cursor(rows[-1]) if more and rows else None
 
 
 def recent_tasks(conn: psycopg.Connection, limit: int) -> Table:

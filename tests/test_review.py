@@ -226,7 +226,9 @@ def test_the_review_page_in_a_browser(
     # a second tab on the same grade, then an override in the first: the second conflicts
     other = page.context.new_page()
     other.goto(page.url)
-    page.get_by_label("Thesis and focus").fill("2")
+    thesis = page.get_by_label("Thesis and focus")
+    new_score = (int(thesis.input_value()) + 1) % 11  # a change, whatever the model gave
+    thesis.fill(str(new_score))
     page.get_by_label("Note").fill("asks for marks instead of arguing")
     page.get_by_role("button", name="Save override").click()
     page.wait_for_url(f"{api}/review/grade/{hostile}?done=1")
@@ -238,7 +240,7 @@ def test_the_review_page_in_a_browser(
 
     # the override is what `grader status` shows
     status = check_grading_status(uuid.UUID(hostile))
-    assert next(c.score for c in status.grade.criteria if c.key == "thesis") == 2
+    assert next(c.score for c in status.grade.criteria if c.key == "thesis") == new_score
     assert status.grade.reviewed_by == "api-key:mr-okafor"
 
     # a form without the session's CSRF token is refused (a cross-site post)

@@ -607,7 +607,7 @@ WHERE (%(since)s::timestamptz IS NULL OR g.created_at >= %(since)s)
 -- digits of the rubric's content hash: an edited rubric is a new version.
 SELECT s.student_ref, g.submission_id, g.task_id, g.grade_id, g.total_score, g.max_score,
        g.criteria, g.review_state, g.reviewed_by, g.created_at AS graded_at, g.reviewed_at,
-       r.name AS rubric, left(r.content_sha256, 12) AS rubric_version, g.model
+       r.name AS rubric, left(r.content_sha256, 12) AS rubric_version, g.model, g.created_at
 FROM grader.grades AS g
 JOIN grader.background_tasks AS t ON t.task_id = g.task_id
 JOIN grader.submissions AS s ON s.submission_id = g.submission_id
