@@ -99,9 +99,9 @@ from reports import agreement
 started = time.perf_counter()
 with psycopg.connect(sys.argv[1], row_factory=dict_row) as conn:
     run = evaluation.find_run(conn, "bench")
-    rows = evaluation.run_results(conn, run)
+    data, jobs = evaluation.run_results(conn, run)
 fetched = time.perf_counter()
-result = agreement.compute(run, rows)
+result = agreement.compute(run, data, jobs)
 computed = time.perf_counter()
 agreement.write_report(result, Path(sys.argv[2]))
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -79,7 +79,7 @@ async def evaluate_agreement(
                 )
             await asyncio.sleep(WAIT_POLL_SECONDS)
         stored = evaluation.find_run(conn, str(run["run_id"]))
-        result = agreement.compute(stored, evaluation.run_results(conn, stored))
+        result = agreement.compute(stored, *evaluation.run_results(conn, stored))
         folder = agreement.write_report(result, settings.reports_dir)
         evaluation.finish_run(conn, run["run_id"], result.summary)
 

@@ -408,10 +408,12 @@ def find_run(conn: psycopg.Connection, ref: str) -> dict[str, Any]:
     return rows[0]
 
 
-def run_results(conn: psycopg.Connection, run: dict[str, Any]) -> list[dict[str, Any]]:
-    return conn.execute(
-        query("evaluation_results"), {"set_id": run["set_id"], "run_id": run["run_id"]}
-    ).fetchall()
+def run_results(conn: psycopg.Connection, run: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """A run's results: one CSV row per (essay, target) (streamed with COPY), and the summary
+    of its jobs (counts, cost, tokens, time, models, prompt versions)."""
+    params = {"set_id": run["set_id"], "run_id": run["run_id"]}
+    summary = conn.execute(query("evaluation_summary"), params).fetchone()
+    return store.copy_csv(conn, "evaluation_results", params), summary
 
 
 def finish_run(conn: psycopg.Connection, run_id: uuid.UUID, metrics: dict[str, Any]) -> None:

@@ -251,15 +251,20 @@ def grading_time_stats(conn: psycopg.Connection, days: int) -> dict[str, Any]:
     return {"days": days, **conn.execute(query("grading_time_stats"), {"days": days}).fetchone()}
 
 
-def report_jobs_csv(conn: psycopg.Connection, since: Any, until: Any) -> bytes:
-    """The window's jobs as narrow CSV with a header (times as epoch seconds), streamed with
-    COPY: a million rows cost tens of MB this way, not the GB of Python row objects."""
+def copy_csv(conn: psycopg.Connection, name: str, params: dict[str, Any]) -> bytes:
+    """A named query's rows as CSV with a header, streamed with COPY: a million narrow rows
+    cost tens of MB this way, not the GB of Python row objects."""
     buffer = io.BytesIO()
-    statement = f"COPY ({query('report_jobs')}) TO STDOUT WITH (FORMAT csv, HEADER true)"
-    with conn.cursor() as cur, cur.copy(statement, {"since": since, "until": until}) as copy:
+    statement = f"COPY ({query(name)}) TO STDOUT WITH (FORMAT csv, HEADER true)"
+    with conn.cursor() as cur, cur.copy(statement, params) as copy:
         for chunk in copy:
             buffer.write(chunk)
     return buffer.getvalue()
+
+
+def report_jobs_csv(conn: psycopg.Connection, since: Any, until: Any) -> bytes:
+    """The window's jobs as narrow CSV (times as epoch seconds)."""
+    return copy_csv(conn, "report_jobs", {"since": since, "until": until})
 
 
 # --- worker side (async) ------------------------------------------------------------------

@@ -11,6 +11,7 @@ milliseconds.
 from __future__ import annotations
 
 import html
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,43 +75,47 @@ class Agreement:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def long_results(rows: list[dict[str, Any]], maxima: dict[str, int]) -> pd.DataFrame:
-    """One row per (essay, target): human, second rater and model scores. A human total is the
-    file's, or the sum of the criteria when the file gave every criterion and no total."""
-    criteria = [k for k in maxima if k != TOTAL]
-    records = []
-    for row in rows:
-        human = dict(row["human"])
-        second = dict(row["second"] or {})
-        for scores in (human, second):
-            if TOTAL not in scores and all(k in scores for k in criteria):
-                scores[TOTAL] = sum(scores[k] for k in criteria)
-        model = {c["key"]: c["score"] for c in row["criteria"] or []}
-        confidence = {c["key"]: c.get("confidence") for c in row["criteria"] or []}
-        if row["total_score"] is not None:
-            model[TOTAL] = row["total_score"]
-        for target, score in human.items():
-            records.append(
-                {
-                    "item_id": row["item_id"],
-                    "target": target,
-                    "human": score,
-                    "second_rater": second.get(target),
-                    "model": model.get(target),
-                    "confidence": confidence.get(target),
-                }
-            )
-    columns = ["item_id", "target", "human", "second_rater", "model", "confidence"]
-    frame = pd.DataFrame(records, columns=columns)
-    return frame.astype({"human": "Int64", "second_rater": "Int64", "model": "Int64"})
+def read_results(data: bytes, criteria: list[str]) -> pd.DataFrame:
+    """The run's results (CSV from evaluation.run_results) as one row per (essay, target). A
+    human total the file did not give is the sum of the criteria when it gave all of them (the
+    same for the second rater); otherwise the essay has no total."""
+    frame = pd.read_csv(
+        io.BytesIO(data),
+        dtype={
+            "item_id": str,
+            "target": str,
+            "human": "Int64",
+            "second_rater": "Int64",
+            "model": "Int64",
+            "confidence": "string",
+        },
+        keep_default_na=False,
+        na_values={"human": [""], "second_rater": [""], "model": [""], "confidence": [""]},
+    )
+    missing = frame["target"].eq(TOTAL) & frame["human"].isna()
+    if missing.any():
+        parts = frame[frame["target"].isin(criteria)].groupby("item_id")
+        summed = {
+            column: parts[column]
+            .sum(min_count=len(criteria))
+            .where(parts[column].count() == len(criteria))
+            for column in ("human", "second_rater")
+        }
+        items = frame.loc[missing, "item_id"]
+        for column, totals in summed.items():
+            frame.loc[missing, column] = items.map(totals).astype("Int64").to_numpy()
+        frame = frame[~(frame["target"].eq(TOTAL) & frame["human"].isna())]
+    return frame.reset_index(drop=True)
 
 
-def compute(run: dict[str, Any], rows: list[dict[str, Any]]) -> Agreement:
+def compute(run: dict[str, Any], data: bytes, jobs: dict[str, Any]) -> Agreement:
+    """The agreement figures of a run from its results CSV and its jobs' summary."""
     rubric = run["rubric"]
     maxima = {c["key"]: c["max_points"] for c in rubric["criteria"]}
+    criteria = list(maxima)
     maxima[TOTAL] = sum(maxima.values())
     names = {c["key"]: c["name"] for c in rubric["criteria"]} | {TOTAL: "Total"}
-    results = long_results(rows, maxima)
+    results = read_results(data, criteria)
     result = Agreement()
     result.tables["items"] = results
     agreement_rows, band_rows = [], []
@@ -178,11 +183,7 @@ def compute(run: dict[str, Any], rows: list[dict[str, Any]]) -> Agreement:
         band_rows, columns=["target", "human_score", "essays", "mean_signed_error", "mae"]
     )
     result.tables["accuracy_by_confidence"] = _by_confidence(results)
-    graded = [r for r in rows if r["total_score"] is not None]
-    models = sorted({r["model"] for r in graded})
-    disagreed = sum(bool(r["disagreement"]) for r in graded)
-    costs = [r["cost_usd"] for r in graded]
-    times = pd.Series([r["seconds"] for r in graded], dtype=float)
+    graded, models = jobs["graded"], sorted(jobs["models"])
     result.summary = {
         "run_id": str(run["run_id"]),
         "label": run["label"],
@@ -191,22 +192,16 @@ def compute(run: dict[str, Any], rows: list[dict[str, Any]]) -> Agreement:
         "models_reported": models,
         "simulated": any(m.startswith(SIMULATED_MODEL_PREFIX) for m in models),
         "settings": run["settings"],
-        "essays": len(rows),
-        "graded": len(graded),
-        "failed": sum(r["status"] == "failed" for r in rows),
-        "cost_usd": round(sum(c for c in costs if c is not None), 6),
-        "cost_per_essay_usd": round(sum(c for c in costs if c is not None) / len(graded), 6)
-        if graded
-        else None,
-        "tokens_per_essay": round(
-            sum(r["prompt_tokens"] + r["completion_tokens"] for r in graded) / len(graded), 1
-        )
-        if graded
-        else None,
-        "p50_seconds": None if times.empty else round(float(times.median()), 3),
+        "essays": jobs["essays"],
+        "graded": graded,
+        "failed": jobs["failed"],
+        "cost_usd": round(jobs["cost_usd"], 6),
+        "cost_per_essay_usd": round(jobs["cost_usd"] / graded, 6) if graded else None,
+        "tokens_per_essay": round(jobs["tokens"] / graded, 1) if graded else None,
+        "p50_seconds": None if jobs["p50_seconds"] is None else round(jobs["p50_seconds"], 3),
         # essays whose repeated samples disagreed beyond GRADER_DISAGREEMENT_POINTS
-        "disagreement_rate": round(disagreed / len(graded), 4) if graded else None,
-        "prompt_versions": sorted({r["prompt_version"] for r in graded if r["prompt_version"]}),
+        "disagreement_rate": round(jobs["disagreed"] / graded, 4) if graded else None,
+        "prompt_versions": sorted(jobs["prompt_versions"]),
         # a list, in the rubric's order (a JSON object's keys come back reordered)
         "targets": [{k: _json(v) for k, v in r.items()} for r in agreement_rows],
     }

@@ -11,7 +11,7 @@ from reports import agreement
 from reports.render import CHARTS, write_report
 from reports.weekly import build_report
 from tests.conftest import PageWatch
-from tests.test_evaluation import _row, _rubric, _run
+from tests.test_evaluation import _results, _row, _rubric, _run
 from tests.test_report import _simulated_week, _week
 
 
@@ -57,10 +57,9 @@ def test_agreement_report_page_in_a_browser(tmp_path, watched_page: PageWatch):
         _row(str(i), {"x": i % 3, "y": (i + 1) % 3}, {"x": (i + 1) % 3, "y": (i + 1) % 3})
         for i in range(30)
     ]
-    for row in rows:
-        row["model"] = "simulated:gpt-4o-mini"
+    results = _results(rows, model="simulated:gpt-4o-mini")
     folder = agreement.write_report(
-        agreement.compute(_run(_rubric("x", "y", top=2)), rows), tmp_path
+        agreement.compute(_run(_rubric("x", "y", top=2)), *results), tmp_path
     )
     page = watched_page.page
     page.goto((folder / "report.html").as_uri(), wait_until="load")

@@ -6,6 +6,7 @@ with known noise."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -38,25 +39,50 @@ def _rubric(*criteria: str, top: int = 10) -> dict:
 
 
 def _row(item: str, human: dict, model: dict | None, second: dict | None = None) -> dict:
-    return {
-        "item_id": item,
-        "human": human,
-        "second": second,
-        "status": "completed" if model else "failed",
-        "criteria": [
-            {"key": k, "score": v, "confidence": "high" if v == human.get(k) else "low"}
-            for k, v in (model or {}).items()
-        ]
-        or None,
-        "total_score": sum(model.values()) if model else None,
-        "model": "gpt-4o-mini" if model else None,
-        "prompt_tokens": 100 if model else None,
-        "completion_tokens": 10 if model else None,
-        "cost_usd": 0.001 if model else None,
-        "seconds": 2.0 if model else None,
-        "prompt_version": "abc123" if model else None,
-        "disagreement": [],
+    """One essay's result, as the test writes it down."""
+    return {"item_id": item, "human": human, "second": second or {}, "model": model}
+
+
+def _results(rows: list[dict], model: str = "gpt-4o-mini") -> tuple[bytes, dict]:
+    """The CSV and jobs summary `evaluation.run_results` gives for these essays: a row per
+    (essay, target) with the model's confidence "high" when it is right and "low" when not,
+    and a total row without a human score where the human gave no total."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["item_id", "target", "human", "second_rater", "model", "confidence"])
+    for r in rows:
+        graded = r["model"] or {}
+        for target in [*r["human"], *([] if "total" in r["human"] else ["total"])]:
+            if target == "total":
+                score, confidence = (sum(graded.values()) if graded else None), None
+            else:
+                score = graded.get(target)
+                confidence = (
+                    None if score is None else ("high" if score == r["human"][target] else "low")
+                )
+            writer.writerow(
+                [
+                    r["item_id"],
+                    target,
+                    r["human"].get(target),
+                    r["second"].get(target),
+                    score,
+                    confidence,
+                ]
+            )
+    graded = [r for r in rows if r["model"]]
+    jobs = {
+        "essays": len(rows),
+        "graded": len(graded),
+        "failed": len(rows) - len(graded),
+        "cost_usd": 0.001 * len(graded),
+        "tokens": 110 * len(graded),
+        "p50_seconds": 2.0,
+        "models": [model] if graded else [],
+        "prompt_versions": ["abc123"],
+        "disagreed": 0,
     }
+    return out.getvalue().encode(), jobs
 
 
 def _run(rubric: dict) -> dict:
@@ -84,7 +110,7 @@ def test_agreement_figures_match_a_case_worked_by_hand() -> None:
         _row("d", {"x": 2}, {"x": 1}),
         _row("e", {"x": 1}, None),  # a failed job: no grade, left out of the figures
     ]
-    result = compute(_run(_rubric("x", top=2)), rows)
+    result = compute(_run(_rubric("x", top=2)), *_results(rows))
     x = result.tables["agreement"].set_index("target").loc["x"]
     assert x["essays"] == 4
     assert x["qwk"] == pytest.approx(7 / 11)
@@ -115,7 +141,7 @@ def test_totals_second_rater_and_bias() -> None:
         _row(i, {"a": h, "b": 3}, {"a": h + 1, "b": 3}, second={"a": h, "b": 3})
         for i, h in (("1", 0), ("2", 1), ("3", 2), ("4", 3))
     ]
-    result = compute(_run(_rubric("a", "b", top=5)), rows)
+    result = compute(_run(_rubric("a", "b", top=5)), *_results(rows))
     table = result.tables["agreement"].set_index("target")
     assert list(table.index) == ["a", "b", "total"]
     assert table.loc["a", "mean_signed_error"] == 1.0 and table.loc["a", "exact"] == 0.0
@@ -366,6 +392,9 @@ def test_an_evaluation_with_known_noise_measures_the_qwk_the_noise_implies(
         # second rater: 30% one point off, the ceiling a school compares against
         assert 0.8 < targets[criterion]["human_human_qwk"] < 1
         assert targets[criterion]["human_human_essays"] == n
+    # the file gives no total: it is the sum of the four criteria, for both raters
+    assert targets["total"]["essays"] == n and targets["total"]["human_human_essays"] == n
+    assert targets["total"]["max_points"] == 40
 
     folder = Path(summary["folder"])
     page = (folder / "report.html").read_text()

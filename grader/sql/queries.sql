@@ -479,18 +479,46 @@ WHERE e.run_id::text LIKE %(prefix)s || '%%' OR e.label = %(prefix)s
 ORDER BY e.created_at DESC;
 
 -- name: evaluation_results
--- Each item of a run: the human scores and the model's grade (criteria, total), with the
--- grade's cost, tokens and time from trigger to grade; a failed job has no grade.
-SELECT i.item_id, i.human, i.second, t.status, g.criteria, g.total_score, g.max_score, g.model,
-       g.prompt_tokens, g.completion_tokens, g.cost_usd::float8 AS cost_usd, g.prompt_version,
-       g.disagreement,
-       EXTRACT(EPOCH FROM (t.completed_at - t.created_at))::float8 AS seconds
+-- One narrow row per (essay, target) of a run, for COPY: the human score, the second rater's,
+-- the model's and its confidence (no grade: a failed job). A target is a criterion key or
+-- "total"; an essay whose human scores have no total gets a total row with no human score,
+-- which the report fills with the sum of the criteria when all of them are there.
+SELECT i.item_id, h.key AS target, h.value::int AS human,
+       (i.second ->> h.key)::int AS second_rater,
+       CASE WHEN h.key = 'total' THEN g.total_score
+            ELSE (SELECT (x ->> 'score')::int FROM jsonb_array_elements(g.criteria) AS x
+                  WHERE x ->> 'key' = h.key) END AS model,
+       CASE WHEN h.key <> 'total'
+            THEN (SELECT x ->> 'confidence' FROM jsonb_array_elements(g.criteria) AS x
+                  WHERE x ->> 'key' = h.key) END AS confidence
 FROM grader.background_tasks AS t
 JOIN grader.evaluation_items AS i
   ON i.set_id = %(set_id)s AND i.submission_id = (t.input_data ->> 'submission_id')::uuid
 LEFT JOIN grader.grades AS g ON g.task_id = t.task_id
+CROSS JOIN LATERAL (
+    SELECT key, value FROM jsonb_each_text(i.human)
+    UNION ALL
+    SELECT 'total', NULL WHERE NOT i.human ? 'total'
+) AS h
 WHERE t.evaluation_run_id = %(run_id)s
-ORDER BY i.item_id;
+
+-- name: evaluation_summary
+-- A run's jobs in one row: how many, graded, failed; cost, tokens and time of the grades; the
+-- models and prompt versions that made them; how many had disagreeing samples.
+SELECT count(*) AS essays, count(g.grade_id) AS graded,
+       count(*) FILTER (WHERE t.status = 'failed') AS failed,
+       coalesce(sum(g.cost_usd), 0)::float8 AS cost_usd,
+       count(g.cost_usd) AS priced,
+       coalesce(sum(g.prompt_tokens + g.completion_tokens), 0)::bigint AS tokens,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM
+           (t.completed_at - t.created_at))) FILTER (WHERE g.grade_id IS NOT NULL) AS p50_seconds,
+       coalesce(array_agg(DISTINCT g.model) FILTER (WHERE g.model IS NOT NULL), '{}') AS models,
+       coalesce(array_agg(DISTINCT g.prompt_version)
+                FILTER (WHERE g.prompt_version IS NOT NULL), '{}') AS prompt_versions,
+       count(*) FILTER (WHERE cardinality(g.disagreement) > 0) AS disagreed
+FROM grader.background_tasks AS t
+LEFT JOIN grader.grades AS g ON g.task_id = t.task_id
+WHERE t.evaluation_run_id = %(run_id)s;
 
 -- name: finish_evaluation_run
 UPDATE grader.evaluation_runs SET finished_at = now(), metrics = %(metrics)s
