@@ -24,7 +24,7 @@ from grader.db import query
 from grader.errors import InvalidInputError
 from grader.records import SIMULATED_MODEL_PREFIX
 
-PAGE_ROWS = 5000
+PAGE_ROWS = 20_000
 FIXED = [
     "student_ref",
     "submission_id",
@@ -127,15 +127,22 @@ def _cell(value: Any) -> Any:
     return value
 
 
+# the columns _cell formats: free text, times, the boolean (the rest are ids and numbers)
+_TEXT = frozenset(
+    {"student_ref", "reviewed_by", "rubric", "model", "graded_at", "reviewed_at", "simulated"}
+)
+
+
 def write_csv(records: Iterator[dict[str, Any]], keys: list[str], out: IO[str]) -> int:
     out.write("\ufeff")  # spreadsheet programs read UTF-8 only with its byte-order mark
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([*FIXED, *keys])
     count = 0
     for record in records:
+        scores = record["scores"]
         writer.writerow(
-            [_cell(record[name]) for name in FIXED]
-            + [_cell(record["scores"].get(key)) for key in keys]
+            [_cell(record[name]) if name in _TEXT else record[name] for name in FIXED]
+            + [scores.get(key, "") for key in keys]
         )
         count += 1
     return count

@@ -25,6 +25,7 @@ from grader.records import SIMULATED_MODEL_PREFIX
 from reports.render import CSS, percent, plt, seconds, usd
 
 BOOTSTRAP_REPLICATES = 1000
+SCATTER_POINTS = 5000  # essays drawn at most per scatter plot (a random sample of them)
 
 
 def kappa_of_matrix(matrix: np.ndarray) -> np.ndarray:
@@ -336,6 +337,8 @@ def _charts(result: Agreement, folder: Path) -> list[tuple[str, str, str]]:
     rng = np.random.default_rng(0)
     for ax, target in zip(axes.ravel(), targets, strict=False):
         pairs = result.pairs[target].to_numpy(dtype=float)
+        if len(pairs) > SCATTER_POINTS:  # a readable cloud, drawn fast; the figures use all
+            pairs = pairs[rng.choice(len(pairs), SCATTER_POINTS, replace=False)]
         top = result.matrices[target].shape[0] - 1
         if len(pairs):
             jitter = rng.uniform(-0.2, 0.2, size=pairs.shape)
@@ -355,8 +358,9 @@ def _charts(result: Agreement, folder: Path) -> list[tuple[str, str, str]]:
         (
             "model_vs_human.png",
             "Model score against human score",
-            "One dot per essay (jittered so equal scores do not hide each other); dots on the "
-            "grey line agree exactly, dots above it were graded higher by the model.",
+            "One dot per essay (jittered so equal scores do not hide each other; at most "
+            f"{SCATTER_POINTS:,} essays drawn at random per chart); dots on the grey line agree "
+            "exactly, dots above it were graded higher by the model.",
         )
     )
     return charts

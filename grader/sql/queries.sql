@@ -485,12 +485,8 @@ ORDER BY e.created_at DESC;
 -- which the report fills with the sum of the criteria when all of them are there.
 SELECT i.item_id, h.key AS target, h.value::int AS human,
        (i.second ->> h.key)::int AS second_rater,
-       CASE WHEN h.key = 'total' THEN g.total_score
-            ELSE (SELECT (x ->> 'score')::int FROM jsonb_array_elements(g.criteria) AS x
-                  WHERE x ->> 'key' = h.key) END AS model,
-       CASE WHEN h.key <> 'total'
-            THEN (SELECT x ->> 'confidence' FROM jsonb_array_elements(g.criteria) AS x
-                  WHERE x ->> 'key' = h.key) END AS confidence
+       CASE WHEN h.key = 'total' THEN g.total_score ELSE c.score END AS model,
+       c.confidence
 FROM grader.background_tasks AS t
 JOIN grader.evaluation_items AS i
   ON i.set_id = %(set_id)s AND i.submission_id = (t.input_data ->> 'submission_id')::uuid
@@ -500,6 +496,8 @@ CROSS JOIN LATERAL (
     UNION ALL
     SELECT 'total', NULL WHERE NOT i.human ? 'total'
 ) AS h
+LEFT JOIN LATERAL jsonb_to_recordset(g.criteria) AS c(key text, score int, confidence text)
+  ON c.key = h.key
 WHERE t.evaluation_run_id = %(run_id)s
 
 -- name: evaluation_summary
@@ -556,15 +554,19 @@ SELECT (SELECT count(*) FROM grader.grades AS g
           AND (%(api_key_id)s::uuid IS NULL OR EXISTS (
                 SELECT 1 FROM grader.background_tasks AS t
                 WHERE t.task_id = g.task_id AND t.api_key_id = %(api_key_id)s))) AS reviewed,
-       (SELECT jsonb_object_agg(reason, n) FROM (
-            SELECT e ->> 'reason' AS reason, count(*) AS n
-            FROM grader.grades AS g
-            CROSS JOIN LATERAL jsonb_array_elements(g.review_reasons) AS e
-            WHERE g.review_state = 'needs_review'
-              AND (%(api_key_id)s::uuid IS NULL OR EXISTS (
-                    SELECT 1 FROM grader.background_tasks AS t
-                    WHERE t.task_id = g.task_id AND t.api_key_id = %(api_key_id)s))
-            GROUP BY 1) AS reasons) AS by_reason;
+       (SELECT jsonb_build_object(
+                   'possible_prompt_injection', count(*) FILTER (WHERE g.review_reasons
+                       @> '[{"reason": "possible_prompt_injection"}]'),
+                   'samples_disagree', count(*) FILTER (WHERE g.review_reasons
+                       @> '[{"reason": "samples_disagree"}]'),
+                   'low_confidence', count(*) FILTER (WHERE g.review_reasons
+                       @> '[{"reason": "low_confidence"}]'),
+                   'rule', count(*) FILTER (WHERE g.review_reasons @> '[{"reason": "rule"}]'))
+        FROM grader.grades AS g
+        WHERE g.review_state = 'needs_review'
+          AND (%(api_key_id)s::uuid IS NULL OR EXISTS (
+                SELECT 1 FROM grader.background_tasks AS t
+                WHERE t.task_id = g.task_id AND t.api_key_id = %(api_key_id)s))) AS by_reason;
 
 -- name: review_detail
 -- A graded job for a reviewer: the essay, the grade, the rubric (the API key's own jobs only).
