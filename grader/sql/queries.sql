@@ -192,16 +192,16 @@ WITH done AS (
     SET status = 'completed', completed_at = now(), updated_at = now(), lease_expires_at = NULL,
         error_message = NULL, result = %(result)s
     WHERE task_id = %(task_id)s AND status = 'processing' AND attempts = %(attempt)s
-    RETURNING task_id
+    RETURNING task_id, api_key_id
 ), graded AS (
     INSERT INTO grader.grades (task_id, submission_id, rubric_id, total_score, max_score,
                                criteria, feedback, model, prompt_tokens, completion_tokens,
                                model_attempts, cost_usd, injection_signals, prompt_version,
-                               disagreement, review_state, review_reasons)
+                               disagreement, review_state, review_reasons, api_key_id)
     SELECT task_id, %(submission_id)s, %(rubric_id)s, %(total_score)s, %(max_score)s,
            %(criteria)s, %(feedback)s, %(model)s, %(prompt_tokens)s, %(completion_tokens)s,
            %(model_attempts)s, %(cost_usd)s, %(injection_signals)s, %(prompt_version)s,
-           %(disagreement)s, %(review_state)s, %(review_reasons)s
+           %(disagreement)s, %(review_state)s, %(review_reasons)s, api_key_id
     FROM done
     RETURNING grade_id, cost_usd
 ), spent AS (
@@ -532,7 +532,7 @@ JOIN grader.background_tasks AS t ON t.task_id = g.task_id
 JOIN grader.submissions AS s ON s.submission_id = g.submission_id
 JOIN grader.rubrics AS r ON r.rubric_id = g.rubric_id
 WHERE g.review_state = %(state)s
-  AND (%(api_key_id)s::uuid IS NULL OR t.api_key_id = %(api_key_id)s)
+  AND (%(api_key_id)s::uuid IS NULL OR g.api_key_id = %(api_key_id)s)
   AND (%(reason)s::text IS NULL
        OR g.review_reasons @> jsonb_build_array(jsonb_build_object('reason', %(reason)s::text)))
   AND (%(rubric)s::text IS NULL OR r.name = %(rubric)s)
@@ -542,18 +542,15 @@ ORDER BY g.created_at, g.grade_id
 LIMIT %(limit)s;
 
 -- name: review_counts
--- Grades waiting for review and reviewed (each over its partial index), and those waiting by
--- reason. Auto grades, the great majority, are not counted: that would read every grade.
+-- Grades waiting for review and reviewed, and those waiting by reason: index-only scans of the
+-- partial indexes (they carry the reasons and the key). Auto grades, the great majority, are
+-- not counted: that would read every grade.
 SELECT (SELECT count(*) FROM grader.grades AS g
         WHERE g.review_state = 'needs_review'
-          AND (%(api_key_id)s::uuid IS NULL OR EXISTS (
-                SELECT 1 FROM grader.background_tasks AS t
-                WHERE t.task_id = g.task_id AND t.api_key_id = %(api_key_id)s))) AS needs_review,
+          AND (%(api_key_id)s::uuid IS NULL OR g.api_key_id = %(api_key_id)s)) AS needs_review,
        (SELECT count(*) FROM grader.grades AS g
         WHERE g.review_state = 'reviewed'
-          AND (%(api_key_id)s::uuid IS NULL OR EXISTS (
-                SELECT 1 FROM grader.background_tasks AS t
-                WHERE t.task_id = g.task_id AND t.api_key_id = %(api_key_id)s))) AS reviewed,
+          AND (%(api_key_id)s::uuid IS NULL OR g.api_key_id = %(api_key_id)s)) AS reviewed,
        (SELECT jsonb_build_object(
                    'possible_prompt_injection', count(*) FILTER (WHERE g.review_reasons
                        @> '[{"reason": "possible_prompt_injection"}]'),
@@ -564,9 +561,7 @@ SELECT (SELECT count(*) FROM grader.grades AS g
                    'rule', count(*) FILTER (WHERE g.review_reasons @> '[{"reason": "rule"}]'))
         FROM grader.grades AS g
         WHERE g.review_state = 'needs_review'
-          AND (%(api_key_id)s::uuid IS NULL OR EXISTS (
-                SELECT 1 FROM grader.background_tasks AS t
-                WHERE t.task_id = g.task_id AND t.api_key_id = %(api_key_id)s))) AS by_reason;
+          AND (%(api_key_id)s::uuid IS NULL OR g.api_key_id = %(api_key_id)s)) AS by_reason;
 
 -- name: review_detail
 -- A graded job for a reviewer: the essay, the grade, the rubric (the API key's own jobs only).
