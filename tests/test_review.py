@@ -18,7 +18,7 @@ import pytest
 
 from essay_grader import check_grading_status, start_grading_job
 from flows.grading import grade_pending
-from grader import api_keys, review
+from grader import api_keys, export, review
 from grader.errors import InvalidInputError
 from grader.pricing import DEFAULT_PRICES
 from grader.records import CriterionScore, Grade
@@ -238,10 +238,13 @@ def test_the_review_page_in_a_browser(
     assert "changed since version 1" in other.get_by_role("alert").inner_text()
     other.close()
 
-    # the override is what `grader status` shows
+    # the override is what `grader status` shows, and what the gradebook exports
     status = check_grading_status(uuid.UUID(hostile))
     assert next(c.score for c in status.grade.criteria if c.key == "thesis") == new_score
     assert status.grade.reviewed_by == "api-key:mr-okafor"
+    exported = {g["task_id"]: g for g in export.grades(conn)}
+    assert exported[uuid.UUID(hostile)]["scores"]["thesis"] == new_score
+    assert exported[uuid.UUID(hostile)]["review_state"] == "reviewed"
 
     # a form without the session's CSRF token is refused (a cross-site post)
     response = page.request.post(
