@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -34,11 +32,10 @@ import pandas as pd
 import psycopg
 from psycopg.rows import dict_row
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.report_bench import _admin_url  # noqa: E402
-from grader.migrate import migrate  # noqa: E402
+from bench.harness import ROOT, run_grader, scratch_database, write_result
+from grader.migrate import migrate
 
 SCRATCH = "grader_bench_evaluation"
 CRITERIA = ("thesis", "evidence", "organization", "language")
@@ -81,14 +78,6 @@ LATERAL (
 ) AS t;
 """
 
-# Each child reports its own peak RSS (KiB), so import and metrics are measured apart.
-IMPORT = """
-import resource, sys
-from essay_grader.cli import main
-code = main(sys.argv[1:])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
-sys.exit(code)
-"""
 METRICS = """
 import resource, sys, time
 from pathlib import Path
@@ -139,13 +128,8 @@ def main() -> int:
     parser.add_argument("--essays", type=int, default=100_000)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="grader-evaluation-bench-"))
-    admin, server = _admin_url(tmp)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {SCRATCH}")
-    url = psycopg.conninfo.make_conninfo(admin, dbname=SCRATCH)
     result: dict = {"essays": args.essays}
-    try:
+    with scratch_database(tmp, SCRATCH) as url:
         with psycopg.connect(url, autocommit=True) as conn:
             migrate(conn)
         data = tmp / "set.csv"
@@ -155,18 +139,8 @@ def main() -> int:
         started = time.perf_counter()
         pd.read_csv(data)
         result["baseline_read_csv_s"] = round(time.perf_counter() - started, 3)
-        started = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-c", IMPORT, "evaluate", "import", str(data), "--name", "bench"],
-            env={**os.environ, "DATABASE_URL": url},
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        )
-        result["import_s"] = round(time.perf_counter() - started, 3)
-        if done.returncode:
-            raise SystemExit(done.stderr)
-        result["import_peak_rss_mb"] = round(float(done.stderr.split()[-1]) / 1024, 1)
+        seconds, peak = run_grader(url, "evaluate", "import", str(data), "--name", "bench")
+        result["import_s"], result["import_peak_rss_mb"] = round(seconds, 3), round(peak, 1)
         result["import_ratio"] = round(result["import_s"] / result["baseline_read_csv_s"], 2)
 
         with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
@@ -207,15 +181,7 @@ def main() -> int:
             metrics_peak_rss_mb=round(peak_kb / 1024, 1),
         )
         result["metrics_ratio"] = round(result["metrics_s"] / result["baseline_sklearn_qwk_s"], 1)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)")
-        if server is not None:
-            server.cleanup()
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "evaluation.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    write_result("evaluation", result)
     return 0
 
 

@@ -21,10 +21,7 @@ Writes bench/results/review.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,12 +30,11 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import dict_row
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.report_bench import _admin_url  # noqa: E402
-from grader import review  # noqa: E402
-from grader.migrate import migrate  # noqa: E402
+from bench.harness import run_grader, scratch_database, write_result
+from grader import review
+from grader.migrate import migrate
 
 SCRATCH = "grader_bench_review"
 
@@ -76,15 +72,6 @@ SELECT grade_id, task_id, total_score, max_score, review_reasons, created_at
 FROM grader.grades WHERE review_state = 'needs_review' ORDER BY created_at, grade_id LIMIT 50
 """
 
-# Each child reports its own peak RSS (KiB) on stderr.
-EXPORT = """
-import resource, sys
-from essay_grader.cli import main
-code = main(sys.argv[1:])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
-sys.exit(code)
-"""
-
 
 def _median_ms(work, rounds: int = 20) -> float:
     times = []
@@ -101,13 +88,8 @@ def main() -> int:
     parser.add_argument("--waiting", type=int, default=100_000)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="grader-review-bench-"))
-    admin, server = _admin_url(tmp)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {SCRATCH}")
-    url = psycopg.conninfo.make_conninfo(admin, dbname=SCRATCH)
     result: dict = {"grades": args.grades, "waiting": args.waiting}
-    try:
+    with scratch_database(tmp, SCRATCH) as url:
         started = time.perf_counter()
         with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
             migrate(conn)
@@ -141,29 +123,11 @@ def main() -> int:
                     out.write(data)
             result["baseline_copy_s"] = round(time.perf_counter() - started, 2)
 
-        started = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-c", EXPORT, "export", "--out", str(tmp / "grades.csv")],
-            env={**os.environ, "DATABASE_URL": url},
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        )
-        result["export_s"] = round(time.perf_counter() - started, 2)
-        if done.returncode:
-            raise SystemExit(done.stderr)
-        result["export_peak_rss_mb"] = round(float(done.stderr.split()[-1]) / 1024, 1)
+        seconds, peak = run_grader(url, "export", "--out", str(tmp / "grades.csv"))
+        result["export_s"], result["export_peak_rss_mb"] = round(seconds, 2), round(peak, 1)
         result["export_mb"] = round((tmp / "grades.csv").stat().st_size / 1e6, 1)
         result["export_ratio"] = round(result["export_s"] / result["baseline_copy_s"], 1)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)")
-        if server is not None:
-            server.cleanup()
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "review.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    write_result("review", result)
     return 0
 
 

@@ -22,7 +22,7 @@ from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
 from grader.evaluation import TOTAL
 from grader.records import SIMULATED_MODEL_PREFIX
-from reports.render import CSS, percent, plt, seconds, usd
+from reports.render import percent, plt, seconds, usd, write_page
 
 BOOTSTRAP_REPLICATES = 1000
 SCATTER_POINTS = 5000  # essays drawn at most per scatter plot (a random sample of them)
@@ -463,13 +463,7 @@ def write_report(result: Agreement, base: Path) -> Path:
         'right more often than its "low" ones.</p>',
         _html_table(by_confidence),
     ]
-    page = (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>'
-        f"{html.escape(title)}</title><style>{CSS}</style></head><body>"
-        + "\n".join(body)
-        + "</body></html>\n"
-    )
-    (folder / "report.html").write_text(page, encoding="utf-8")
+    write_page(folder / "report.html", title, body)
     return folder
 
 

@@ -539,11 +539,16 @@ def write_report(report: Report, base: Path) -> Path:
             f'<p class="note">{html.escape(note)}</p>',
             _html_table(name, frame),
         ]
+    write_page(folder / "report.html", f"{TITLE}: {report.window.describe()}", body)
+    return folder
+
+
+def write_page(path: Path, title: str, body: list[str]) -> None:
+    """A report's HTML page: its title, its style, the body's parts (already escaped HTML)."""
     page = (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{TITLE}: '
-        f"{html.escape(report.window.describe())}</title><style>{CSS}</style></head><body>"
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>'
+        f"{html.escape(title)}</title><style>{CSS}</style></head><body>"
         + "\n".join(body)
         + "</body></html>\n"
     )
-    (folder / "report.html").write_text(page, encoding="utf-8")
-    return folder
+    path.write_text(page, encoding="utf-8")
