@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -312,3 +314,34 @@ def test_prefect_ui_pages_load_with_nothing_leaving_this_machine(
     assert watched_page.outside_requests() == []
     errors = [e for e in watched_page.errors if not e.endswith(PREFECT_UI_MISSING_FILES)]
     assert errors == [], watched_page.failed
+
+
+def test_every_deployment_entrypoint_loads_as_a_worker_loads_it() -> None:
+    """A worker imports a flow file by its path (its folder first on sys.path) in a fresh
+    process: a flow file named like a package of the project hides that package there (a
+    `flows/reports.py` did: the evaluate-agreement run crashed on the worker). Each flow file
+    of prefect.yaml, loaded the same way in its own interpreter, must give its flows."""
+    import yaml
+
+    from essay_grader.stack import DEPLOY_DIR, prefect_file
+
+    by_file: dict[str, list[str]] = {}
+    for deployment in yaml.safe_load(prefect_file().read_text())["deployments"]:
+        path, _ = deployment["entrypoint"].split(":")
+        by_file.setdefault(path, []).append(deployment["entrypoint"])
+    script = (
+        "import sys\n"
+        "from prefect.flows import load_flow_from_entrypoint\n"
+        "for entrypoint in sys.argv[1:]:\n"
+        "    print(load_flow_from_entrypoint(entrypoint, use_placeholder_flow=False).name)\n"
+    )
+    for path, entrypoints in by_file.items():
+        done = subprocess.run(
+            [sys.executable, "-c", script, *entrypoints],
+            cwd=DEPLOY_DIR,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, f"{path}: {done.stderr[-3000:]}"
+        assert len(done.stdout.split()) == len(entrypoints)

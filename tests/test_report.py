@@ -313,7 +313,7 @@ def test_weekly_flow_writes_the_folder_and_publishes_artifacts(
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    from flows.reports import ARTIFACT_TABLES, weekly_metrics_report
+    from flows.weekly_report import ARTIFACT_TABLES, weekly_metrics_report
 
     Jobs(conn).add(T0, wait=1, work=3)
     result = weekly_metrics_report(since="2026-11-02", until="2026-11-09", out=str(tmp_path))

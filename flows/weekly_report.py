@@ -1,5 +1,8 @@
 """The weekly metrics report flow: computes the report, writes its folder (CSV, Markdown, HTML
-with charts) and publishes the summary and main tables as Prefect artifacts."""
+with charts) and publishes the summary and main tables as Prefect artifacts.
+
+Not `flows/reports.py`: a worker loads a flow file by its path with the file's folder first on
+sys.path, where a module of that name would hide the `reports` package."""
 
 from __future__ import annotations
 
