@@ -543,6 +543,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_simulate_llm(args: argparse.Namespace, settings: Settings) -> int:
     from grader.simulator import SimulatorConfig, parse_fault_rates, serve_forever
+    from grader.simulator_batch import BatchConfig
 
     try:
         rates = parse_fault_rates(args.faults) if args.faults else {}
@@ -557,6 +558,7 @@ def cmd_simulate_llm(args: argparse.Namespace, settings: Settings) -> int:
             retry_after_seconds=args.retry_after,
             seed=args.seed,
         ),
+        BatchConfig(seconds=args.batch_seconds, state_file=args.batch_state),
     )
     return 0
 
@@ -930,6 +932,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="Retry-After seconds on simulated 429s (1)",
     )
     p.add_argument("--seed", type=int, help="seed for the fault dice")
+    p.add_argument(
+        "--batch-seconds",
+        type=_non_negative_float,
+        default=0.0,
+        help="Batch API: seconds from a batch's creation to its completion (0)",
+    )
+    p.add_argument(
+        "--batch-state",
+        metavar="FILE",
+        help="Batch API: keep files and batches in FILE, across restarts (default: in memory)",
+    )
     p.set_defaults(func=cmd_simulate_llm)
 
     p = sub.add_parser(

@@ -39,6 +39,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from grader.simulator_batch import BatchAPI, BatchConfig
+
 FAULTS: tuple[str, ...] = ("429", "500", "drop", "hang", "truncate", "malformed", "overscore")
 NOISE: tuple[str, ...] = ("off_by_one", "anchored_off_by_one", "bias", "random")
 _ESSAY = re.compile(r"<<<ESSAY (\w+)>>>\n(.*)\n<<<END ESSAY \1>>>", re.DOTALL)
@@ -256,7 +258,9 @@ class LLMSimulator:
     """The simulator; serve it with `serve_in_thread()`. `config` may be changed and `requests`
     read at any time."""
 
-    def __init__(self, config: SimulatorConfig | None = None) -> None:
+    def __init__(
+        self, config: SimulatorConfig | None = None, batch_config: BatchConfig | None = None
+    ) -> None:
         self.config = config if config is not None else SimulatorConfig()
         self.config.__post_init__()  # checks it again: it may have been changed since
         self.requests: list[RequestRecord] = []
@@ -270,6 +274,8 @@ class LLMSimulator:
             Route("/_simulator/config", self._admin, methods=["GET", "POST"]),
             Route("/_simulator/requests", self._admin, methods=["GET", "DELETE"]),
         ]
+        self.batches = BatchAPI(self, batch_config)  # /v1/files and /v1/batches
+        routes += self.batches.routes()
         self.app = Starlette(routes=routes, exception_handlers={HTTPException: self._http_error})
 
     @property
@@ -496,9 +502,11 @@ class LLMSimulator:
         )
 
 
-def serve_forever(host: str, port: int, config: SimulatorConfig) -> None:
+def serve_forever(
+    host: str, port: int, config: SimulatorConfig, batch_config: BatchConfig | None = None
+) -> None:
     """Serve on host:port until SIGINT or SIGTERM, then stop cleanly (no traceback)."""
-    simulator = LLMSimulator(config)
+    simulator = LLMSimulator(config, batch_config)
     server, sock = simulator._server(host, port)
     listening = f"Model simulator listening on {simulator.base_url}"
     print(f"{listening} (answers are SIMULATED, not grades)", flush=True)
