@@ -277,7 +277,7 @@ async def unfinished_task_counts(pool: AsyncConnectionPool) -> dict[str, int]:
         return await cur.fetchone()
 
 
-def _claimed(row: dict[str, Any]) -> ClaimedJob:
+def claimed_job(row: dict[str, Any]) -> ClaimedJob:
     return ClaimedJob(
         task_id=row["task_id"],
         attempt=row["attempts"],
@@ -298,7 +298,7 @@ async def claim_task(
     async with pool.connection() as conn:
         cur = await conn.execute(query("claim_task"), {"task_id": task_id, **_lease(settings)})
         row = await cur.fetchone()
-    return _claimed(row) if row else None
+    return claimed_job(row) if row else None
 
 
 async def claim_pending_tasks(
@@ -321,7 +321,7 @@ async def claim_pending_tasks(
                 **_lease(settings),
             },
         )
-        return [_claimed(row) for row in await cur.fetchall()]
+        return [claimed_job(row) for row in await cur.fetchall()]
 
 
 # A listening worker beats its heart this often; one unheard for LISTENER_ALIVE_SECONDS is gone.

@@ -70,6 +70,7 @@ from grader import db  # noqa: E402
 from grader.migrate import migrate  # noqa: E402
 from grader.settings import Settings  # noqa: E402
 from grader.simulator import LLMSimulator, SimulatorConfig  # noqa: E402
+from grader.simulator_batch import BatchConfig, BatchStore  # noqa: E402
 
 TEMPLATE = "grader_test_template"
 REPO = Path(__file__).resolve().parent.parent
@@ -257,6 +258,7 @@ def _simulator() -> Iterator[LLMSimulator]:
 def simulator(_simulator: LLMSimulator, monkeypatch: pytest.MonkeyPatch) -> LLMSimulator:
     """The model simulator, reset for this test and set as OPENAI_BASE_URL."""
     _simulator.config = SimulatorConfig(retry_after_seconds=0)
+    _simulator.batches.config, _simulator.batches.store = BatchConfig(), BatchStore()
     _simulator.requests.clear()
     monkeypatch.setenv("OPENAI_BASE_URL", _simulator.base_url)
     return _simulator

@@ -151,6 +151,7 @@ def test_up_deploys_every_deployment_with_its_schedule(stack: dict) -> None:
         "reap-stuck-tasks",
         "evaluate-agreement",
         "regrade",
+        "grade-pending-batch",
     }
     assert all(d.work_pool_name == stack["pool"] for d in deployments.values())
     cron = [s.schedule for s in deployments["grade-pending"].schedules]
@@ -160,6 +161,8 @@ def test_up_deploys_every_deployment_with_its_schedule(stack: dict) -> None:
     assert (weekly.cron, weekly.timezone) == ("0 6 * * 1", "UTC")
     interval = deployments["reap-stuck-tasks"].schedules[0].schedule
     assert interval.interval.total_seconds() == 900
+    batch = deployments["grade-pending-batch"].schedules[0]
+    assert batch.active is False  # batch mode is off until someone turns it on
     listener = deployments["grade-on-arrival"].schedules[0].schedule
     assert (listener.cron, listener.timezone) == ("*/10 * * * *", "UTC")
     listener = deployments["grade-on-arrival"]

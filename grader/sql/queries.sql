@@ -704,3 +704,53 @@ SELECT submission_id, review_state, api_key_id FROM (
 ) AS latest
 WHERE latest.rubric_id <> %(rubric_id)s
   AND (%(since)s::timestamptz IS NULL OR latest.created_at >= %(since)s);
+
+-- name: open_provider_batch
+-- The intent: a batch row, before anything goes to the provider.
+INSERT INTO grader.provider_batches (model, jobs) VALUES (%(model)s, 0) RETURNING batch_ref;
+
+-- name: claim_for_batch
+-- pending -> processing for up to `limit` of the oldest pending jobs, held by the batch for the
+-- provider's window (no reaper takes them while it lasts); nothing while a cap pauses grading.
+WITH picked AS MATERIALIZED (
+    SELECT task_id FROM grader.background_tasks
+    WHERE status = 'pending' AND task_type = 'grading'
+      AND (SELECT grader.spending_pause_reason()) IS NULL
+    ORDER BY created_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE grader.background_tasks AS t
+SET status = 'processing', started_at = now(), updated_at = now(), attempts = t.attempts + 1,
+    worker_id = 'batch:' || %(batch_ref)s::text, batch_ref = %(batch_ref)s,
+    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+FROM picked
+WHERE t.task_id = picked.task_id AND t.status = 'pending'
+RETURNING t.task_id, t.attempts, t.input_data;
+
+-- name: count_provider_batch_jobs
+UPDATE grader.provider_batches SET jobs = %(jobs)s WHERE batch_ref = %(batch_ref)s;
+
+-- name: provider_batch_submitted
+UPDATE grader.provider_batches
+SET provider_batch_id = %(provider_batch_id)s, status = 'submitted', submitted_at = now()
+WHERE batch_ref = %(batch_ref)s;
+
+-- name: open_provider_batches
+SELECT batch_ref, provider_batch_id, status, model FROM grader.provider_batches
+WHERE status <> 'collected' ORDER BY created_at;
+
+-- name: provider_batch_jobs
+-- The jobs a batch still holds (a job cancelled meanwhile is not among them).
+SELECT task_id, attempts, input_data FROM grader.background_tasks
+WHERE batch_ref = %(batch_ref)s AND status = 'processing'
+  AND worker_id = 'batch:' || %(batch_ref)s::text;
+
+-- name: provider_batch_collected
+UPDATE grader.provider_batches
+SET status = 'collected', collected_at = now(), outcome = %(outcome)s
+WHERE batch_ref = %(batch_ref)s;
+
+-- name: drop_empty_provider_batch
+DELETE FROM grader.provider_batches WHERE batch_ref = %(batch_ref)s AND jobs = 0
+  AND provider_batch_id IS NULL;

@@ -1,0 +1,186 @@
+"""Batch grading at half the price: pending jobs go to the provider's Batch API, and a later run
+collects what it answered. Each run of `grade-pending-batch` first collects (or recovers) the
+batches it left open, then sends one new batch; it never waits for the provider, so no worker
+is held for hours.
+
+Exactly once: the intent (a `provider_batches` row) and the jobs it holds are written before
+anything is sent; the provider batch carries our reference in its metadata; a run that finds an
+intent without a provider id looks for a provider batch with that reference before creating
+one. A result is stored only for the job attempt whose custom_id it carries, through the same
+checks (parse-score) and the same one-transaction write (persist-result) as every grade.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import replace
+from typing import Any
+from uuid import UUID
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from grader import batching, store
+from grader.context import RunContext, open_run_context
+from grader.db import connect
+from grader.errors import GraderError, LeaseLostError
+from grader.injection import detect_injection
+from grader.llm import build_messages, prompt_version, response_format
+from grader.models import ModelReply, check_essay, parse_reply
+from grader.pricing import call_cost
+from grader.review import flag
+from grader.settings import settings_for_run
+
+METADATA_KEY = "grader_batch_ref"
+FINAL = ("completed", "expired", "failed", "cancelled")
+RETRYABLE = {"429", "500", "502", "503", "504", "batch_expired", "server_error"}
+
+
+def _line(ctx: RunContext, job: store.ClaimedJob, submission: store.Submission) -> str:
+    messages = build_messages(submission.rubric, submission.essay, ctx.settings.anchor_tokens)
+    body = {
+        "model": ctx.settings.model,
+        "messages": messages,
+        "response_format": response_format(submission.rubric),
+        "temperature": 0,
+    }
+    line = {"custom_id": batching.custom_id(job), "method": "POST",
+            "url": "/v1/chat/completions", "body": body}
+    return json.dumps(line)
+
+
+@task(name="submit-batch", cache_policy=NO_CACHE)
+async def submit_batch(ctx: RunContext, ref: UUID, jobs: list[store.ClaimedJob]) -> str:
+    """load-submission and call-OpenAI at batch granularity: the JSONL of the batch's jobs,
+    uploaded, and the provider batch created with our reference (unless one exists)."""
+    async for existing in ctx.llm.batches.list(limit=100):
+        if (existing.metadata or {}).get(METADATA_KEY) == str(ref):
+            return existing.id  # created before a crash: never a second, paid batch
+    lines = []
+    for job in jobs:
+        submission = await store.load_submission(ctx.pool, job)
+        check_essay(submission.essay, ctx.settings.max_essay_chars)
+        lines.append(_line(ctx, job, submission))
+    upload = await ctx.llm.files.create(
+        file=(f"{ref}.jsonl", io.BytesIO("\n".join(lines).encode())), purpose="batch"
+    )
+    created = await ctx.llm.batches.create(
+        input_file_id=upload.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        metadata={METADATA_KEY: str(ref)},
+    )
+    return created.id
+
+
+def _reply(body: dict[str, Any]) -> ModelReply:
+    choice = (body.get("choices") or [{}])[0]
+    usage = body.get("usage") or {}
+    return ModelReply(
+        content=(choice.get("message") or {}).get("content"),
+        finish_reason=choice.get("finish_reason"),
+        model=body.get("model") or "",
+        prompt_tokens=usage.get("prompt_tokens", 0),
+        completion_tokens=usage.get("completion_tokens", 0),
+        attempts=1,
+    )
+
+
+@task(name="collect-batch", cache_policy=NO_CACHE)
+async def collect_batch(ctx: RunContext, ref: UUID, provider_batch_id: str) -> dict[str, Any]:
+    """parse-score and persist-result for every line of a finished batch; the batch's jobs that
+    got no usable answer go back to pending (a retryable error, expiry, cancellation) or fail
+    (an answer a retry cannot fix). None while the provider is still working."""
+    batch = await ctx.llm.batches.retrieve(provider_batch_id)
+    if batch.status not in FINAL:
+        return {"status": batch.status}
+    with connect(ctx.settings) as conn:
+        held = {batching.custom_id(j): j for j in batching.jobs(conn, ref)}
+    counts = {"status": batch.status, "completed": 0, "failed": 0, "requeued": 0, "stale": 0}
+    holder = replace(ctx.settings, worker_id=f"batch:{ref}")
+    records = []
+    for file_id in (batch.output_file_id, batch.error_file_id):
+        if file_id:
+            text = (await ctx.llm.files.content(file_id)).text
+            records += [json.loads(line) for line in text.splitlines() if line.strip()]
+    for record in records:
+        job = held.pop(record.get("custom_id"), None)
+        if job is None:  # cancelled, or graded by another path meanwhile: dropped
+            counts["stale"] += 1
+            continue
+        response = record.get("response") or {}
+        error = record.get("error")
+        code = str((error or {}).get("code") or response.get("status_code") or "")
+        try:
+            if error or response.get("status_code") != 200:
+                if code in RETRYABLE:
+                    await store.release_worker_tasks(
+                        ctx.pool, holder, f"batch line error {code}: sent back", job.task_id
+                    )
+                    counts["requeued"] += 1
+                else:
+                    await store.fail_task(ctx.pool, job, f"model API error {code} in a batch")
+                    counts["failed"] += 1
+                continue
+            submission = await store.load_submission(ctx.pool, job)
+            body = response["body"]
+            sent = build_messages(submission.rubric, "", ctx.settings.anchor_tokens)[0]
+            grade = parse_reply(
+                replace(_reply(body), prompt_version=prompt_version(sent["content"])),
+                submission.rubric,
+            )
+            cost = call_cost(grade.model, grade.prompt_tokens, grade.completion_tokens,
+                             ctx.prices)
+            grade = replace(
+                grade,
+                cost_usd=None if cost is None else round(cost * batching.BATCH_PRICE_FACTOR, 6),
+                injection_signals=detect_injection(submission.essay),
+            )
+            await store.complete_task(ctx.pool, job, flag(grade, ctx.settings.review_rule))
+            counts["completed"] += 1
+        except LeaseLostError:
+            counts["stale"] += 1
+        except GraderError as exc:  # an answer that does not fit the rubric
+            await store.fail_task(ctx.pool, job, str(exc)[:300])
+            counts["failed"] += 1
+    for job in held.values():  # no line at all: an expired, failed or cancelled batch
+        await store.release_worker_tasks(
+            ctx.pool, holder, f"batch {batch.status} without an answer: sent back", job.task_id
+        )
+        counts["requeued"] += 1
+    with connect(ctx.settings) as conn:
+        batching.collected(conn, ref, counts)
+    return counts
+
+
+@flow(name="grade-pending-batch")
+async def grade_pending_batch(limit: int = 1000) -> dict[str, Any]:
+    """Collects the batches earlier runs sent (or finishes sending one a crash interrupted),
+    then sends up to `limit` pending jobs as one new batch. Run it on a schedule."""
+    if not 1 <= limit <= 50_000:
+        raise GraderError("limit must be between 1 and 50,000 (the provider's batch size)")
+    settings = settings_for_run()
+    summary: dict[str, Any] = {"collected": [], "sent": None}
+    async with open_run_context(settings, 4, flow_run.id) as ctx:
+        with connect(settings) as conn:
+            open_batches = batching.open_batches(conn)
+        for row in open_batches:
+            provider_id = row["provider_batch_id"]
+            if provider_id is None:  # a crash before the batch id was stored
+                with connect(settings) as conn:
+                    held = batching.jobs(conn, row["batch_ref"])
+                provider_id = await submit_batch(ctx, row["batch_ref"], held)
+                with connect(settings) as conn:
+                    batching.submitted(conn, row["batch_ref"], provider_id)
+            result = await collect_batch(ctx, row["batch_ref"], provider_id)
+            summary["collected"].append({"batch": provider_id, **result})
+        with connect(settings) as conn:
+            ref, jobs = batching.claim(conn, limit, settings.model)
+        if ref is not None:
+            provider_id = await submit_batch(ctx, ref, jobs)
+            with connect(settings) as conn:
+                batching.submitted(conn, ref, provider_id)
+            summary["sent"] = {"batch": provider_id, "jobs": len(jobs)}
+    return summary

@@ -1,0 +1,105 @@
+"""Batch grading through the provider's Batch API (the simulator's, over HTTP): jobs sent as
+one batch and collected by a later run, exactly once across a crash between the intent and the
+provider's batch, line errors sent back or failed, an expired batch's jobs back to pending."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+import pytest
+
+from essay_grader import check_grading_status, start_grading_job, submit_essay
+from flows.batch import grade_pending_batch, submit_batch
+from grader import batching
+from grader.context import open_run_context
+from grader.settings import Settings
+from grader.simulator import LLMSimulator
+
+
+def _jobs(n: int) -> list:
+    return [
+        start_grading_job(submit_essay(f"Trees make schools better. Essay {i}.")) for i in range(n)
+    ]
+
+
+def _statuses(task_ids) -> list[str]:
+    return [check_grading_status(t).status for t in task_ids]
+
+
+def test_a_batch_is_sent_then_collected_at_half_the_price(
+    conn: psycopg.Connection, simulator: LLMSimulator
+) -> None:
+    simulator.batches.config.seconds = 60  # the provider is still working at the first look
+    task_ids = _jobs(30)
+    first = asyncio.run(grade_pending_batch())
+    assert first["sent"]["jobs"] == 30 and first["collected"] == []
+    assert set(_statuses(task_ids)) == {"processing"}
+    second = asyncio.run(grade_pending_batch())  # still in progress: nothing changes
+    assert second["collected"][0]["status"] == "in_progress" and second["sent"] is None
+    simulator.batches.config.seconds = 0
+    third = asyncio.run(grade_pending_batch())
+    assert third["collected"][0]["completed"] == 30
+    assert set(_statuses(task_ids)) == {"completed"}
+    assert len(simulator.batches.store.batches) == 1  # one paid batch
+    rows = conn.execute(
+        "SELECT count(*) AS grades FROM grader.grades WHERE task_id = ANY(%s)", (task_ids,)
+    ).fetchone()
+    assert rows["grades"] == 30
+    grade = check_grading_status(task_ids[0]).grade
+    assert grade.simulated and grade.prompt_version
+
+
+def test_a_crash_after_the_provider_batch_was_created_makes_no_second_batch(
+    conn: psycopg.Connection, simulator: LLMSimulator
+) -> None:
+    simulator.batches.config.seconds = 0
+    task_ids = _jobs(5)
+    settings = Settings.from_env()
+    ref, jobs = batching.claim(conn, 100, settings.model)
+
+    async def created_then_crashed() -> str:
+        async with open_run_context(settings, 2) as ctx:
+            return await submit_batch.fn(ctx, ref, jobs)  # the provider id is never stored
+
+    asyncio.run(created_then_crashed())
+    recovered = asyncio.run(grade_pending_batch())
+    assert recovered["collected"][0]["completed"] == 5
+    assert len(simulator.batches.store.batches) == 1  # found by its metadata, not sent again
+    assert set(_statuses(task_ids)) == {"completed"}
+
+
+def test_line_errors_and_an_expired_batch_send_jobs_back(
+    conn: psycopg.Connection, simulator: LLMSimulator
+) -> None:
+    simulator.config.script = ["429", "400"]  # the first two lines; the rest answer
+    task_ids = _jobs(4)
+    asyncio.run(grade_pending_batch())
+    result = asyncio.run(grade_pending_batch())
+    counts = result["collected"][0]
+    assert (counts["completed"], counts["requeued"], counts["failed"]) == (2, 1, 1)
+    statuses = sorted(_statuses(task_ids))
+    assert statuses == ["completed", "completed", "failed", "processing"], statuses
+    # the 429 line's job went back to pending and this run sent it again, in a new batch
+    assert result["sent"]["jobs"] == 1
+
+    simulator.batches.config.seconds = 60
+    simulator.batches.config.expire_after_seconds = 0
+    simulator.batches.config.expire_done_share = 0.0
+    more = _jobs(3)
+    # the 1-job batch expires unanswered: its job goes back, and is sent again with the 3
+    again = asyncio.run(grade_pending_batch())
+    assert again["collected"][0]["status"] == "expired" and again["sent"]["jobs"] == 4
+    expired = asyncio.run(grade_pending_batch())
+    assert [c["status"] for c in expired["collected"]] == ["expired"]
+    # the job first sent back after its 429 has now been sent 3 times (GRADER_MAX_ATTEMPTS):
+    # it fails with the reason; the other three go out again
+    assert expired["collected"][0]["requeued"] == 4 and expired["sent"]["jobs"] == 3
+    assert set(_statuses(more)) == {"processing"}  # never lost: held by the newest batch
+    assert sorted(_statuses(task_ids)) == ["completed", "completed", "failed", "failed"]
+
+
+@pytest.mark.parametrize("limit", [0, 50_001])
+def test_limit_is_checked(conn: psycopg.Connection, limit: int) -> None:
+    with pytest.raises(Exception, match="limit must be between"):
+        asyncio.run(grade_pending_batch(limit))
