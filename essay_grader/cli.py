@@ -114,6 +114,9 @@ def _format_status(status: JobStatus) -> str:
         lines.append(f"duration    {status.duration_seconds:.2f}s")
     if status.error_message:
         lines.append(f"error       {status.error_message}")
+    if status.provider_batch_id:
+        held = " (answers come within 24 h)" if status.status == "processing" else ""
+        lines.append(f"batch       provider batch {status.provider_batch_id}{held}")
     grade = status.grade
     if grade is not None:
         note = "  (SIMULATED: not a real grade)" if grade.simulated else ""
@@ -518,6 +521,43 @@ def cmd_regrade(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
+    from grader import batching
+
+    if args.action != "list" and not args.ref:
+        raise GraderError(f"batch {args.action} needs the batch's reference or provider id")
+    with _connect(settings) as conn:
+        rows = batching.listing(conn, args.ref, args.limit)
+    if args.ref and not rows:
+        raise GraderError(f"no batch with reference or provider id {args.ref[:60]!r}")
+    if args.action == "cancel":
+        import openai
+
+        settings.require_model()
+        provider_id = rows[0]["provider_batch_id"]
+        if provider_id is None or rows[0]["status"] == "collected":
+            raise GraderError("that batch is not at the provider (not sent yet, or collected)")
+        with openai.OpenAI(
+            api_key=settings.openai_api_key or "not-needed", base_url=settings.openai_base_url
+        ) as client:
+            client.batches.cancel(provider_id)
+        _emit(
+            args,
+            {"cancelled": provider_id},
+            f"asked the provider to cancel {provider_id}; the next grade-pending-batch run "
+            "sends its jobs back to pending",
+        )
+        return 0
+    lines = [
+        f"{str(r['batch_ref'])[:8]}  {r['provider_batch_id'] or '(not sent)':<34} "
+        f"{r['status']:<10} {r['jobs']:>6} jobs  {r['created_at']:%Y-%m-%d %H:%M}  "
+        + ", ".join(f"{k} {v}" for k, v in sorted((r["job_statuses"] or {}).items()))
+        for r in rows
+    ]
+    _emit(args, rows, "\n".join(lines) or "no batches")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from reports.render import summary_lines
     from reports.weekly import generate
@@ -912,6 +952,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--include-reviewed", action="store_true", help="regrade teacher-reviewed grades too"
     )
     p.set_defaults(func=cmd_regrade)
+
+    p = sub.add_parser("batch", parents=[output], help="batches sent to the provider's Batch API")
+    p.add_argument("action", choices=["list", "show", "cancel"])
+    p.add_argument("ref", nargs="?", help="a batch's reference (its start) or provider id")
+    p.add_argument("--limit", type=_positive_int, default=20, help="batches to list (20)")
+    p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("demo", parents=[output], help="grade the sample essays end to end")
     p.set_defaults(func=cmd_demo)

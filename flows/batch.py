@@ -46,8 +46,12 @@ def _line(ctx: RunContext, job: store.ClaimedJob, submission: store.Submission) 
         "response_format": response_format(submission.rubric),
         "temperature": 0,
     }
-    line = {"custom_id": batching.custom_id(job), "method": "POST",
-            "url": "/v1/chat/completions", "body": body}
+    line = {
+        "custom_id": batching.custom_id(job),
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": body,
+    }
     return json.dumps(line)
 
 
@@ -131,8 +135,7 @@ async def collect_batch(ctx: RunContext, ref: UUID, provider_batch_id: str) -> d
                 replace(_reply(body), prompt_version=prompt_version(sent["content"])),
                 submission.rubric,
             )
-            cost = call_cost(grade.model, grade.prompt_tokens, grade.completion_tokens,
-                             ctx.prices)
+            cost = call_cost(grade.model, grade.prompt_tokens, grade.completion_tokens, ctx.prices)
             grade = replace(
                 grade,
                 cost_usd=None if cost is None else round(cost * batching.BATCH_PRICE_FACTOR, 6),

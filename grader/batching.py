@@ -57,5 +57,11 @@ def collected(conn: psycopg.Connection, ref: UUID, outcome: dict[str, Any]) -> N
     conn.execute(query("provider_batch_collected"), {"batch_ref": ref, "outcome": Jsonb(outcome)})
 
 
+def listing(conn: psycopg.Connection, ref: str | None = None, limit: int = 20) -> list[dict]:
+    """Batches, newest first (or the one whose reference starts with, or provider id is,
+    `ref`), with their jobs' statuses now."""
+    return conn.execute(query("list_provider_batches"), {"ref": ref, "limit": limit}).fetchall()
+
+
 def custom_id(job: ClaimedJob) -> str:
     return f"{job.task_id}:{job.attempt}"

@@ -147,6 +147,7 @@ def _job_status(row: dict[str, Any]) -> JobStatus:
         completed_at=row["completed_at"],
         flow_run_id=row["flow_run_id"],
         paused_reason=row["paused_reason"],
+        provider_batch_id=row["provider_batch_id"],
         grade=Grade.from_row(row) if row["grade_id"] else None,
     )
 

@@ -5,6 +5,7 @@ provider's batch, line errors sent back or failed, an expired batch's jobs back 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import psycopg
 import pytest
@@ -15,6 +16,7 @@ from grader import batching
 from grader.context import open_run_context
 from grader.settings import Settings
 from grader.simulator import LLMSimulator
+from tests.conftest import run_cli
 
 
 def _jobs(n: int) -> list:
@@ -103,3 +105,24 @@ def test_line_errors_and_an_expired_batch_send_jobs_back(
 def test_limit_is_checked(conn: psycopg.Connection, limit: int) -> None:
     with pytest.raises(Exception, match="limit must be between"):
         asyncio.run(grade_pending_batch(limit))
+
+
+def test_the_command_line_lists_shows_and_cancels_a_batch(
+    conn: psycopg.Connection, simulator: LLMSimulator
+) -> None:
+    simulator.batches.config.seconds = 60
+    task_ids = _jobs(3)
+    sent = asyncio.run(grade_pending_batch())["sent"]["batch"]
+    listed = json.loads(run_cli("batch", "list", "--json").stdout)
+    assert [b["provider_batch_id"] for b in listed] == [sent]
+    assert listed[0]["job_statuses"] == {"processing": 3} and listed[0]["status"] == "submitted"
+    status = run_cli("status", str(task_ids[0]))
+    assert f"batch       provider batch {sent} (answers come within 24 h)" in status.stdout
+    assert run_cli("batch", "show").returncode == 1
+    cancelled = run_cli("batch", "cancel", sent)
+    assert cancelled.returncode == 0, cancelled.stderr
+    after = asyncio.run(grade_pending_batch())
+    assert after["collected"][0]["status"] == "cancelled"
+    assert after["collected"][0]["requeued"] == 3 and after["sent"]["jobs"] == 3
+    missing = run_cli("batch", "show", "nope")
+    assert missing.returncode == 1 and "no batch with reference" in missing.stderr

@@ -226,6 +226,8 @@ SELECT t.task_id, t.task_type, t.status, t.input_data, t.error_message, t.attemp
        t.created_at, t.started_at, t.updated_at, t.completed_at, t.flow_run_id, t.api_key_id,
        CASE WHEN t.status = 'pending' THEN (SELECT grader.spending_pause_reason()) END
            AS paused_reason,
+       (SELECT pb.provider_batch_id FROM grader.provider_batches AS pb
+        WHERE pb.batch_ref = t.batch_ref) AS provider_batch_id,
        g.grade_id, g.total_score, g.max_score, g.criteria, g.feedback, g.model,
        g.prompt_tokens, g.completion_tokens, g.model_attempts, g.cost_usd::float8 AS cost_usd,
        g.injection_signals, g.prompt_version, g.disagreement, g.review_state, g.review_reasons,
@@ -754,3 +756,16 @@ WHERE batch_ref = %(batch_ref)s;
 -- name: drop_empty_provider_batch
 DELETE FROM grader.provider_batches WHERE batch_ref = %(batch_ref)s AND jobs = 0
   AND provider_batch_id IS NULL;
+
+-- name: list_provider_batches
+-- Batches, newest first, with how many of their jobs are in each status now.
+SELECT pb.batch_ref, pb.provider_batch_id, pb.status, pb.model, pb.jobs, pb.created_at,
+       pb.submitted_at, pb.collected_at, pb.outcome,
+       (SELECT jsonb_object_agg(status, n) FROM (
+            SELECT t.status, count(*) AS n FROM grader.background_tasks AS t
+            WHERE t.batch_ref = pb.batch_ref GROUP BY 1) AS s) AS job_statuses
+FROM grader.provider_batches AS pb
+WHERE %(ref)s::text IS NULL OR pb.batch_ref::text LIKE %(ref)s || '%%'
+   OR pb.provider_batch_id = %(ref)s
+ORDER BY pb.created_at DESC
+LIMIT %(limit)s;
