@@ -27,8 +27,15 @@ def claim(conn: psycopg.Connection, limit: int, model: str) -> tuple[UUID | None
     with conn.transaction():
         ref = conn.execute(query("open_provider_batch"), {"model": model}).fetchone()["batch_ref"]
         rows = conn.execute(
-            query("claim_for_batch"),
-            {"limit": limit, "batch_ref": ref, "lease_seconds": BATCH_LEASE_SECONDS},
+            query("claim_pending_tasks"),
+            {
+                "limit": limit,
+                "batch_ref": ref,
+                "worker_id": f"batch:{ref}",
+                "lease_seconds": BATCH_LEASE_SECONDS,
+                "flow_run_id": None,
+                "evaluation_run_id": None,
+            },
         ).fetchall()
         conn.execute(query("count_provider_batch_jobs"), {"batch_ref": ref, "jobs": len(rows)})
         if not rows:

@@ -319,6 +319,7 @@ async def claim_pending_tasks(
                 "limit": limit,
                 "flow_run_id": flow_run_id,
                 "evaluation_run_id": evaluation_run_id,
+                "batch_ref": None,
                 **_lease(settings),
             },
         )

@@ -91,7 +91,8 @@ WHERE task_id = %(task_id)s AND status = 'pending'
 RETURNING task_id, attempts, input_data;
 
 -- name: claim_pending_tasks
--- pending -> processing for up to `limit` of the oldest pending grading jobs. SKIP LOCKED lets
+-- pending -> processing for up to `limit` of the oldest pending grading jobs, for a worker or
+-- (batch grading) for a provider batch, whose worker_id is 'batch:<ref>'. SKIP LOCKED lets
 -- concurrent claimers pass each other; the status guard makes a double claim impossible.
 -- Nothing while a spending cap pauses grading.
 -- MATERIALIZED: the pick runs exactly once, so the LIMIT holds (an inlined subquery can be
@@ -108,7 +109,9 @@ WITH picked AS MATERIALIZED (
 UPDATE grader.background_tasks AS t
 SET status = 'processing', started_at = now(), updated_at = now(), attempts = t.attempts + 1,
     worker_id = %(worker_id)s, lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
-    flow_run_id = COALESCE(%(flow_run_id)s, t.flow_run_id)
+    flow_run_id = COALESCE(%(flow_run_id)s, t.flow_run_id),
+    -- the provider batch that holds the job (batch grading), NULL for a worker
+    batch_ref = %(batch_ref)s::uuid
 FROM picked
 WHERE t.task_id = picked.task_id AND t.status = 'pending'
 RETURNING t.task_id, t.attempts, t.input_data;
@@ -710,25 +713,6 @@ WHERE latest.rubric_id <> %(rubric_id)s
 -- name: open_provider_batch
 -- The intent: a batch row, before anything goes to the provider.
 INSERT INTO grader.provider_batches (model, jobs) VALUES (%(model)s, 0) RETURNING batch_ref;
-
--- name: claim_for_batch
--- pending -> processing for up to `limit` of the oldest pending jobs, held by the batch for the
--- provider's window (no reaper takes them while it lasts); nothing while a cap pauses grading.
-WITH picked AS MATERIALIZED (
-    SELECT task_id FROM grader.background_tasks
-    WHERE status = 'pending' AND task_type = 'grading'
-      AND (SELECT grader.spending_pause_reason()) IS NULL
-    ORDER BY created_at
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE grader.background_tasks AS t
-SET status = 'processing', started_at = now(), updated_at = now(), attempts = t.attempts + 1,
-    worker_id = 'batch:' || %(batch_ref)s::text, batch_ref = %(batch_ref)s,
-    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
-FROM picked
-WHERE t.task_id = picked.task_id AND t.status = 'pending'
-RETURNING t.task_id, t.attempts, t.input_data;
 
 -- name: count_provider_batch_jobs
 UPDATE grader.provider_batches SET jobs = %(jobs)s WHERE batch_ref = %(batch_ref)s;
