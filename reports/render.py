@@ -106,6 +106,8 @@ _COLUMNS = {
     "change_rate": Column("changed (%)", "percent"),
     "mean_abs_change": Column("mean change (points)", "points"),
     "reason": Column("reason"),
+    "mode": Column("how the model was called"),
+    "saving_usd": Column("saved against one request each (US$)", "usd"),
     "max_score": Column("out of (points)", "points"),
 }
 _MEASURE_WORDS = {
@@ -142,6 +144,10 @@ TABLES = {
         "measure of agreement between the model and the school's teachers.",
     ),
     "review_reasons": ("Why grades were sent to review", "Grades of the window, by reason."),
+    "grades_by_mode": (
+        "Grades by how the model was called",
+        "One request each, or in a provider batch at half the price.",
+    ),
 }
 
 
@@ -263,6 +269,11 @@ def summary_paragraph(report: Report) -> str:
     text += f" Model cost: {usd(s['cost_usd'])}"
     if s["unpriced_grades"]:
         text += f", plus {s['unpriced_grades']:,} grades by models with no known price"
+    if s["batch_grades"]:
+        text += (
+            f"; {_grades(s['batch_grades'])} went through batches, saving "
+            f"{usd(s['batch_saving_usd'])}"
+        )
     text += "." + _review_note(s)
     return text + _evaluation_note(s)
 

@@ -19,6 +19,7 @@ import pandas as pd
 import psycopg
 
 from grader import store
+from grader.batching import BATCH_PRICE_FACTOR
 from grader.db import connect
 from grader.errors import ConfigError
 from grader.pricing import Prices, call_cost, load_prices
@@ -207,6 +208,12 @@ def build_report(conn: psycopg.Connection, window: Window, prices: Prices) -> Re
     changes["change_rate"] = (changes["changed"] / changes["decisions"]).round(4)
     report.tables["review_changes"] = changes
     report.tables["review_reasons"] = frame(store.table(conn, "report_review_reasons", params))
+    modes = frame(store.table(conn, "report_grades_by_mode", params))
+    # what the batch grades would have cost one request at a time, minus what they cost
+    modes["saving_usd"] = (
+        modes["cost_usd"] * (1 / BATCH_PRICE_FACTOR - 1) * (modes["mode"] == "batch")
+    ).round(6)
+    report.tables["grades_by_mode"] = modes
 
     running = int(jobs["status"].isin(["pending", "processing"]).sum())
     evaluation = store.table(conn, "report_evaluation_grades", params).rows[0]
@@ -236,6 +243,8 @@ def build_report(conn: psycopg.Connection, window: Window, prices: Prices) -> Re
             report.tables["review_decisions"][["accepted", "overridden"]].to_numpy().sum()
         ),
         "review_overridden": int(report.tables["review_decisions"]["overridden"].sum()),
+        "batch_grades": int(modes.loc[modes["mode"] == "batch", "grades"].sum()),
+        "batch_saving_usd": round(float(modes["saving_usd"].sum()), 6),
         "evaluation_grades": int(evaluation["grades"]),
         "evaluation_cost_usd": round(float(evaluation["cost_usd"]), 6),
         "unpriced_grades": int(

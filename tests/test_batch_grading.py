@@ -14,8 +14,11 @@ from essay_grader import check_grading_status, start_grading_job, submit_essay
 from flows.batch import grade_pending_batch, submit_batch
 from grader import batching
 from grader.context import open_run_context
+from grader.pricing import load_prices
 from grader.settings import Settings
 from grader.simulator import LLMSimulator
+from reports.render import summary_paragraph
+from reports.weekly import build_report, make_window
 from tests.conftest import run_cli
 
 
@@ -30,8 +33,12 @@ def _statuses(task_ids) -> list[str]:
 
 
 def test_a_batch_is_sent_then_collected_at_half_the_price(
-    conn: psycopg.Connection, simulator: LLMSimulator
+    conn: psycopg.Connection, simulator: LLMSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path
 ) -> None:
+    # the simulated model at $1 per million tokens both ways, so that the price shows
+    prices = tmp_path / "prices.toml"
+    prices.write_text('["simulated:"]\ninput = 1.0\noutput = 1.0\n')
+    monkeypatch.setenv("GRADER_PRICES", str(prices))
     simulator.batches.config.seconds = 60  # the provider is still working at the first look
     task_ids = _jobs(30)
     first = asyncio.run(grade_pending_batch())
@@ -50,6 +57,16 @@ def test_a_batch_is_sent_then_collected_at_half_the_price(
     assert rows["grades"] == 30
     grade = check_grading_status(task_ids[0]).grade
     assert grade.simulated and grade.prompt_version
+    tokens = grade.prompt_tokens + grade.completion_tokens
+    assert grade.cost_usd == pytest.approx(tokens * 1.0 / 1e6 * 0.5, abs=1e-6)  # half price
+
+    # the weekly report counts them as batch grades, with what the batch saved
+    week = build_report(conn, make_window(None, None, "UTC"), load_prices(str(prices)))
+    modes = week.tables["grades_by_mode"].set_index("mode")
+    assert modes.loc["batch", "grades"] == 30
+    assert modes.loc["batch", "saving_usd"] == pytest.approx(modes.loc["batch", "cost_usd"])
+    assert week.summary["batch_grades"] == 30
+    assert "30 grades went through batches, saving $" in summary_paragraph(week)
 
 
 def test_a_crash_after_the_provider_batch_was_created_makes_no_second_batch(

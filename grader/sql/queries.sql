@@ -753,3 +753,13 @@ WHERE %(ref)s::text IS NULL OR pb.batch_ref::text LIKE %(ref)s || '%%'
    OR pb.provider_batch_id = %(ref)s
 ORDER BY pb.created_at DESC
 LIMIT %(limit)s;
+
+-- name: report_grades_by_mode
+-- The window's production grades by how the model was called: one request each
+-- (synchronous) or in a provider batch, with their cost.
+SELECT CASE WHEN t.batch_ref IS NULL THEN 'synchronous' ELSE 'batch' END AS mode,
+       count(*) AS grades, coalesce(sum(g.cost_usd), 0)::float8 AS cost_usd
+FROM grader.grades AS g
+JOIN grader.background_tasks AS t ON t.task_id = g.task_id
+WHERE t.created_at >= %(since)s AND t.created_at < %(until)s AND t.evaluation_run_id IS NULL
+GROUP BY 1 ORDER BY 1 DESC;
