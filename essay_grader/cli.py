@@ -531,16 +531,19 @@ def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
     if args.ref and not rows:
         raise GraderError(f"no batch with reference or provider id {args.ref[:60]!r}")
     if args.action == "cancel":
-        import openai
+        import asyncio
 
-        settings.require_model()
+        from grader.llm import model_client
+
         provider_id = rows[0]["provider_batch_id"]
         if provider_id is None or rows[0]["status"] == "collected":
             raise GraderError("that batch is not at the provider (not sent yet, or collected)")
-        with openai.OpenAI(
-            api_key=settings.openai_api_key or "not-needed", base_url=settings.openai_base_url
-        ) as client:
-            client.batches.cancel(provider_id)
+
+        async def cancel() -> None:
+            async with model_client(settings) as client:
+                await client.batches.cancel(provider_id)
+
+        asyncio.run(cancel())
         _emit(
             args,
             {"cancelled": provider_id},
