@@ -104,6 +104,7 @@ async def collect_batch(ctx: RunContext, ref: UUID, provider_batch_id: str) -> d
         held = {batching.custom_id(j): j for j in batching.jobs(conn, ref)}
     counts = {"status": batch.status, "completed": 0, "failed": 0, "requeued": 0, "stale": 0}
     holder = replace(ctx.settings, worker_id=f"batch:{ref}")
+    versions: dict[UUID, str] = {}  # prompt version by rubric
     records = []
     for file_id in (batch.output_file_id, batch.error_file_id):
         if file_id:
@@ -129,10 +130,11 @@ async def collect_batch(ctx: RunContext, ref: UUID, provider_batch_id: str) -> d
                     counts["failed"] += 1
                 continue
             submission = await store.load_submission(ctx.pool, job)
-            body = response["body"]
-            sent = build_messages(submission.rubric, "", ctx.settings.anchor_tokens)[0]
+            if submission.rubric_id not in versions:  # the system prompt is the rubric's
+                system = build_messages(submission.rubric, "", ctx.settings.anchor_tokens)[0]
+                versions[submission.rubric_id] = prompt_version(system["content"])
             grade = parse_reply(
-                replace(_reply(body), prompt_version=prompt_version(sent["content"])),
+                replace(_reply(response["body"]), prompt_version=versions[submission.rubric_id]),
                 submission.rubric,
             )
             cost = call_cost(grade.model, grade.prompt_tokens, grade.completion_tokens, ctx.prices)
