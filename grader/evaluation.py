@@ -267,9 +267,7 @@ def import_set(
         if layout is None:
             raise InvalidInputError(f"{path} has no rows")
         _copy(conn, submissions, items)
-        conn.execute(
-            "UPDATE grader.evaluation_sets SET items = %s WHERE set_id = %s", (len(seen), set_id)
-        )
+        conn.execute(query("count_evaluation_items"), {"items": len(seen), "set_id": set_id})
     return {
         "set": name,
         "items": len(seen),
@@ -280,14 +278,10 @@ def import_set(
 
 
 def _copy(conn: psycopg.Connection, submissions: list[tuple], items: list[tuple]) -> None:
-    with conn.cursor().copy(
-        "COPY grader.submissions (submission_id, essay, content_sha256, rubric_id) FROM STDIN"
-    ) as copy:
+    with conn.cursor().copy(query("copy_evaluation_submissions")) as copy:
         for row in submissions:
             copy.write_row(row)
-    with conn.cursor().copy(
-        "COPY grader.evaluation_items (set_id, item_id, submission_id, human, second) FROM STDIN"
-    ) as copy:
+    with conn.cursor().copy(query("copy_evaluation_items")) as copy:
         for row in items:
             copy.write_row(row)
     submissions.clear()
@@ -308,12 +302,7 @@ def list_sets(conn: psycopg.Connection) -> list[dict[str, Any]]:
 def reference_scores(conn: psycopg.Connection, set_id: uuid.UUID) -> dict[str, dict[str, int]]:
     """{sha256 of each essay: its human criterion scores}: what the simulator is told when an
     evaluation runs without a real model."""
-    rows = conn.execute(
-        "SELECT s.content_sha256, i.human FROM grader.evaluation_items AS i "
-        "JOIN grader.submissions AS s ON s.submission_id = i.submission_id "
-        "WHERE i.set_id = %s",
-        (set_id,),
-    )
+    rows = conn.execute(query("evaluation_reference_scores"), {"set_id": set_id})
     return {r["content_sha256"]: {k: v for k, v in r["human"].items() if k != TOTAL} for r in rows}
 
 

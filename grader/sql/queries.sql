@@ -763,3 +763,19 @@ FROM grader.grades AS g
 JOIN grader.background_tasks AS t ON t.task_id = g.task_id
 WHERE t.created_at >= %(since)s AND t.created_at < %(until)s AND t.evaluation_run_id IS NULL
 GROUP BY 1 ORDER BY 1 DESC;
+
+-- name: count_evaluation_items
+UPDATE grader.evaluation_sets SET items = %(items)s WHERE set_id = %(set_id)s;
+
+-- name: copy_evaluation_submissions
+COPY grader.submissions (submission_id, essay, content_sha256, rubric_id) FROM STDIN;
+
+-- name: copy_evaluation_items
+COPY grader.evaluation_items (set_id, item_id, submission_id, human, second) FROM STDIN;
+
+-- name: evaluation_reference_scores
+-- Each essay of a set by its hash, with its human scores (for the simulator).
+SELECT s.content_sha256, i.human
+FROM grader.evaluation_items AS i
+JOIN grader.submissions AS s ON s.submission_id = i.submission_id
+WHERE i.set_id = %(set_id)s;
