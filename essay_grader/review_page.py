@@ -54,13 +54,6 @@ input[type=number]{width:4em}
 nav.pages a{margin-right:1em}
 """
 
-REASON_WORDS = {
-    "possible_prompt_injection": "possible prompt injection",
-    "samples_disagree": "gradings disagree",
-    "low_confidence": "low model confidence",
-    "rule": "score at 0 or full marks",
-}
-
 
 def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value))
@@ -121,7 +114,7 @@ def _highlight(essay: str) -> str:
 
 def _reasons(reasons: list[dict[str, Any]]) -> str:
     return "".join(
-        f'<span class="reason">{_e(REASON_WORDS.get(r["reason"], r["reason"]))}</span>'
+        f'<span class="reason">{_e(review.REASONS.get(r["reason"], r["reason"]))}</span>'
         for r in reasons
     )
 
@@ -251,7 +244,7 @@ def install(app: FastAPI, pool: Callable[[], Any]) -> None:
         options = "".join(
             f'<option value="{key}"{" selected" if key == reason else ""}>{_e(words)} '
             f"({counts['by_reason'][key]:,})</option>"
-            for key, words in REASON_WORDS.items()
+            for key, words in review.REASONS.items()
         )
         filters = (
             '<form method="get" action="/review">'
@@ -308,7 +301,7 @@ def install(app: FastAPI, pool: Callable[[], Any]) -> None:
             for c in item["criteria"]
         )
         reasons = "".join(
-            f"<li>{_e(REASON_WORDS.get(r['reason'], r['reason']))}: {_e(r['detail'])}</li>"
+            f"<li>{_e(review.REASONS.get(r['reason'], r['reason']))}: {_e(r['detail'])}</li>"
             for r in item["review_reasons"]
         )
         csrf = f'<input type="hidden" name="csrf_token" value="{_e(session.csrf_token)}">'

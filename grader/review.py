@@ -28,11 +28,12 @@ from grader.db import query
 from grader.errors import ConflictError, InvalidInputError, NotFoundError
 from grader.records import Grade
 
+# reason -> how the review page names it
 REASONS = {
-    "possible_prompt_injection": "the essay seems to address the grader",
-    "samples_disagree": "repeated gradings disagreed",
-    "low_confidence": "the model was not confident",
-    "rule": "the school's rule (a score at 0 or full marks)",
+    "possible_prompt_injection": "possible prompt injection",
+    "samples_disagree": "gradings disagree",
+    "low_confidence": "low model confidence",
+    "rule": "score at 0 or full marks",
 }
 MAX_NOTE_CHARS = 2000
 
