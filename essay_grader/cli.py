@@ -524,6 +524,8 @@ def cmd_regrade(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
     from grader import batching
 
+    if args.action == "run":
+        return _run_batch(args, settings)
     if args.action != "list" and not args.ref:
         raise GraderError(f"batch {args.action} needs the batch's reference or provider id")
     with _connect(settings) as conn:
@@ -558,6 +560,30 @@ def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
         for r in rows
     ]
     _emit(args, rows, "\n".join(lines) or "no batches")
+    return 0
+
+
+def _run_batch(args: argparse.Namespace, settings: Settings) -> int:
+    """One grade-pending-batch run here: what the schedule does, now."""
+    from essay_grader.runner import run_here
+    from flows.batch import grade_pending_batch
+
+    settings.require_model()
+    summary = run_here(settings, lambda: grade_pending_batch(args.jobs))
+    lines = [
+        f"batch {c['batch']}: {c['status']}"
+        + (
+            f", {c['completed']} graded, {c['failed']} failed, {c['requeued']} sent back"
+            if "completed" in c
+            else f" ({c['provider_done']} of its requests done at the provider)"
+        )
+        for c in summary["collected"]
+    ]
+    if summary.get("skipped"):
+        lines.append(summary["skipped"])
+    sent = summary["sent"]
+    lines.append(f"sent {sent['jobs']} job(s) as batch {sent['batch']}" if sent else "sent none")
+    _emit(args, summary, "\n".join(lines))
     return 0
 
 
@@ -957,9 +983,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_regrade)
 
     p = sub.add_parser("batch", parents=[output], help="batches sent to the provider's Batch API")
-    p.add_argument("action", choices=["list", "show", "cancel"])
+    p.add_argument(
+        "action",
+        choices=["run", "list", "show", "cancel"],
+        help="run: collect finished batches and send the pending jobs as a new one",
+    )
     p.add_argument("ref", nargs="?", help="a batch's reference (its start) or provider id")
     p.add_argument("--limit", type=_positive_int, default=20, help="batches to list (20)")
+    p.add_argument(
+        "--jobs", type=_positive_int, default=1000, help="run: jobs to send at most (1000)"
+    )
     p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("demo", parents=[output], help="grade the sample essays end to end")

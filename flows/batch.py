@@ -7,22 +7,31 @@ Exactly once: the intent (a `provider_batches` row) and the jobs it holds are wr
 anything is sent; the provider batch carries our reference in its metadata; a run that finds an
 intent without a provider id looks for a provider batch with that reference before creating
 one. A result is stored only for the job attempt whose custom_id it carries, through the same
-checks (parse-score) and the same one-transaction write (persist-result) as every grade.
+checks (parse-score) and the same one-transaction write (persist-result) as every grade. One
+run at a time: a run holds an advisory lock for its whole length (released by PostgreSQL when
+its process dies), so two runs can never both send a batch for the same intent.
+
+Each batch has an artifact in the Prefect UI (`provider-batch-<ref>`, a new version at each
+look): its jobs, the provider's status and counts, and what became of the jobs; never essays.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
-from prefect import flow, task
+import openai
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from grader import batching, store
+from flows.grading import pause_point
+from grader import batching, budget, store
 from grader.context import RunContext, open_run_context
 from grader.db import connect
 from grader.errors import GraderError, LeaseLostError
@@ -62,14 +71,21 @@ async def submit_batch(ctx: RunContext, ref: UUID, jobs: list[store.ClaimedJob])
     async for existing in ctx.llm.batches.list(limit=100):
         if (existing.metadata or {}).get(METADATA_KEY) == str(ref):
             return existing.id  # created before a crash: never a second, paid batch
-    lines = []
-    for job in jobs:
-        submission = await store.load_submission(ctx.pool, job)
-        check_essay(submission.essay, ctx.settings.max_essay_chars)
-        lines.append(_line(ctx, job, submission))
-    upload = await ctx.llm.files.create(
-        file=(f"{ref}.jsonl", io.BytesIO("\n".join(lines).encode())), purpose="batch"
-    )
+    filename = f"{ref}.jsonl"
+    async for uploaded in ctx.llm.files.list(purpose="batch"):
+        if uploaded.filename == filename:  # uploaded before a crash: not sent twice
+            upload = uploaded
+            break
+    else:
+        lines = []
+        for job in jobs:
+            submission = await store.load_submission(ctx.pool, job)
+            check_essay(submission.essay, ctx.settings.max_essay_chars)
+            lines.append(_line(ctx, job, submission))
+        upload = await ctx.llm.files.create(
+            file=(filename, io.BytesIO("\n".join(lines).encode())), purpose="batch"
+        )
+    await pause_point("batch-upload", ctx)
     created = await ctx.llm.batches.create(
         input_file_id=upload.id,
         endpoint="/v1/chat/completions",
@@ -98,11 +114,17 @@ async def collect_batch(ctx: RunContext, ref: UUID, provider_batch_id: str) -> d
     got no usable answer go back to pending (a retryable error, expiry, cancellation) or fail
     (an answer a retry cannot fix). None while the provider is still working."""
     batch = await ctx.llm.batches.retrieve(provider_batch_id)
+    progress = batch.request_counts
+    provider = {
+        "status": batch.status,
+        "provider_done": progress.completed if progress else 0,
+        "provider_failed": progress.failed if progress else 0,
+    }
     if batch.status not in FINAL:
-        return {"status": batch.status}
+        return provider
     with connect(ctx.settings) as conn:
         held = {batching.custom_id(j): j for j in batching.jobs(conn, ref)}
-    counts = {"status": batch.status, "completed": 0, "failed": 0, "requeued": 0, "stale": 0}
+    counts = {**provider, "completed": 0, "failed": 0, "requeued": 0, "stale": 0}
     holder = replace(ctx.settings, worker_id=f"batch:{ref}")
     versions: dict[UUID, str] = {}  # prompt version by rubric
     records = []
@@ -137,14 +159,17 @@ async def collect_batch(ctx: RunContext, ref: UUID, provider_batch_id: str) -> d
                 replace(_reply(response["body"]), prompt_version=versions[submission.rubric_id]),
                 submission.rubric,
             )
-            cost = call_cost(grade.model, grade.prompt_tokens, grade.completion_tokens, ctx.prices)
             grade = replace(
                 grade,
-                cost_usd=None if cost is None else round(cost * batching.BATCH_PRICE_FACTOR, 6),
+                cost_usd=call_cost(
+                    grade.model, grade.prompt_tokens, grade.completion_tokens, ctx.prices, True
+                ),
                 injection_signals=detect_injection(submission.essay),
             )
             await store.complete_task(ctx.pool, job, flag(grade, ctx.settings.review_rule))
             counts["completed"] += 1
+            if counts["completed"] == 1:
+                await pause_point("batch-store", ctx)
         except LeaseLostError:
             counts["stale"] += 1
         except GraderError as exc:  # an answer that does not fit the rubric
@@ -157,7 +182,28 @@ async def collect_batch(ctx: RunContext, ref: UUID, provider_batch_id: str) -> d
         counts["requeued"] += 1
     with connect(ctx.settings) as conn:
         batching.collected(conn, ref, counts)
+    if counts["stale"]:  # task ids and counts only: never an essay
+        get_run_logger().info(
+            "batch %s: %d answer(s) dropped, their jobs cancelled or graded another way",
+            provider_batch_id,
+            counts["stale"],
+        )
+    # the essays leave the provider with the batch: input, output and error files deleted
+    for file_id in (batch.input_file_id, batch.output_file_id, batch.error_file_id):
+        if file_id:
+            with contextlib.suppress(openai.NotFoundError):
+                await ctx.llm.files.delete(file_id)
     return counts
+
+
+async def _publish(ref: UUID, provider_batch_id: str, jobs: int, counts: dict[str, Any]) -> None:
+    """The batch's artifact: where it stands, in counts (a new version at each look)."""
+    await acreate_table_artifact(
+        key=f"provider-batch-{str(ref)[:8]}",
+        table=[{"jobs": jobs, "provider batch": provider_batch_id, **counts}],
+        description=f"Batch {ref} at the provider: its status, how many of its {jobs} requests "
+        "the provider has done, and what became of the jobs once collected.",
+    )
 
 
 @flow(name="grade-pending-batch")
@@ -168,24 +214,41 @@ async def grade_pending_batch(limit: int = 1000) -> dict[str, Any]:
         raise GraderError("limit must be between 1 and 50,000 (the provider's batch size)")
     settings = settings_for_run()
     summary: dict[str, Any] = {"collected": [], "sent": None}
-    async with open_run_context(settings, 4, flow_run.id) as ctx:
-        with connect(settings) as conn:
-            open_batches = batching.open_batches(conn)
-        for row in open_batches:
-            provider_id = row["provider_batch_id"]
-            if provider_id is None:  # a crash before the batch id was stored
-                with connect(settings) as conn:
-                    held = batching.jobs(conn, row["batch_ref"])
-                provider_id = await submit_batch(ctx, row["batch_ref"], held)
-                with connect(settings) as conn:
-                    batching.submitted(conn, row["batch_ref"], provider_id)
-            result = await collect_batch(ctx, row["batch_ref"], provider_id)
-            summary["collected"].append({"batch": provider_id, **result})
-        with connect(settings) as conn:
-            ref, jobs = batching.claim(conn, limit, settings.model)
-        if ref is not None:
-            provider_id = await submit_batch(ctx, ref, jobs)
+    with connect(settings) as lock:
+        if not batching.lock_runs(lock):
+            return {**summary, "skipped": "another grade-pending-batch run is active"}
+        async with open_run_context(settings, 4, flow_run.id) as ctx:
             with connect(settings) as conn:
-                batching.submitted(conn, ref, provider_id)
-            summary["sent"] = {"batch": provider_id, "jobs": len(jobs)}
+                open_batches = batching.open_batches(conn)
+            for row in open_batches:
+                ref, provider_id = row["batch_ref"], row["provider_batch_id"]
+                if provider_id is None:  # a crash before the batch id was stored
+                    with connect(settings) as conn:
+                        held = batching.jobs(conn, ref)
+                        if not held:  # its jobs were all cancelled meanwhile
+                            batching.collected(conn, ref, {"status": "nothing left to send"})
+                            continue
+                    provider_id = await _send(ctx, ref, held)
+                result = await collect_batch(ctx, ref, provider_id)
+                await _publish(ref, provider_id, row["jobs"], result)
+                summary["collected"].append({"batch": provider_id, **result})
+            with connect(settings) as conn:
+                allowed = budget.batch_allowance(conn, ctx.prices)
+                ref, jobs = batching.claim(
+                    conn, limit if allowed is None else min(limit, allowed), settings.model
+                )
+            if ref is not None:
+                await pause_point("batch-intent", ctx)
+                provider_id = await _send(ctx, ref, jobs)
+                await _publish(ref, provider_id, len(jobs), {"status": "sent"})
+                summary["sent"] = {"batch": provider_id, "jobs": len(jobs)}
     return summary
+
+
+async def _send(ctx: RunContext, ref: UUID, jobs: list[store.ClaimedJob]) -> str:
+    """Sends the intent's jobs and stores the provider's batch id."""
+    provider_id = await submit_batch(ctx, ref, jobs)
+    await pause_point("batch-create", ctx)
+    with connect(ctx.settings) as conn:
+        batching.submitted(conn, ref, provider_id)
+    return provider_id

@@ -41,11 +41,11 @@ from tasks.grading import (
 async def _run_steps(ctx: RunContext, call_openai: Task, job: ClaimedJob) -> str:
     try:
         submission = await load_submission(ctx, job)
-        await _pause_point("load-submission", ctx)
+        await pause_point("load-submission", ctx)
         samples = job.samples or ctx.settings.samples
         # K gradings at once, each its own call-OpenAI task run with its own retries
         replies = await asyncio.gather(*(call_openai(ctx, submission) for _ in range(samples)))
-        await _pause_point("call-openai", ctx)
+        await pause_point("call-openai", ctx)
         grade = await parse_score(
             list(replies),
             submission,
@@ -53,7 +53,7 @@ async def _run_steps(ctx: RunContext, call_openai: Task, job: ClaimedJob) -> str
             ctx.settings.disagreement_points,
             ctx.settings.review_rule,
         )
-        await _pause_point("parse-score", ctx)
+        await pause_point("parse-score", ctx)
         await persist_result(ctx, job, grade)
         return "completed"
     except LeaseLostError:
@@ -63,7 +63,7 @@ async def _run_steps(ctx: RunContext, call_openai: Task, job: ClaimedJob) -> str
         return "failed" if owned else "lost"
 
 
-async def _pause_point(step: str, ctx: RunContext) -> None:
+async def pause_point(step: str, ctx: RunContext) -> None:
     """The one test hook (GRADER_TEST_PAUSE_AFTER=step:seconds): hold the job after a step so
     that a crash test can kill the worker exactly at that boundary. Unset, it does nothing."""
     pause = ctx.settings.test_pause_after

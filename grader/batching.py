@@ -19,7 +19,6 @@ from grader.db import query
 from grader.store import ClaimedJob, claimed_job
 
 BATCH_LEASE_SECONDS = 25 * 3600
-BATCH_PRICE_FACTOR = 0.5  # the Batch API's price: half of the synchronous one
 
 
 def claim(conn: psycopg.Connection, limit: int, model: str) -> tuple[UUID | None, list[ClaimedJob]]:
@@ -42,6 +41,12 @@ def claim(conn: psycopg.Connection, limit: int, model: str) -> tuple[UUID | None
             conn.execute(query("drop_empty_provider_batch"), {"batch_ref": ref})
             return None, []
     return ref, [claimed_job(row) for row in rows]
+
+
+def lock_runs(conn: psycopg.Connection) -> bool:
+    """One batch run at a time: True when this connection now holds the lock (until it closes,
+    which a killed process's connection does too)."""
+    return conn.execute(query("lock_batch_runs")).fetchone()["locked"]
 
 
 def open_batches(conn: psycopg.Connection) -> list[dict[str, Any]]:

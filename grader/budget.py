@@ -6,16 +6,23 @@ their status says why (grader.spending_pause_reason() in the database, so every 
 status check agree). Grading resumes when the period rolls over (UTC days and months) or the cap
 is raised. Jobs already being graded when the cap is reached finish, so the spending can pass a
 cap by at most what the jobs in flight cost.
+
+A provider batch is paid for when it is collected, hours after its jobs were claimed, so a batch
+is sized before it is sent: it holds no more jobs than the caps' remaining money covers at batch
+prices, counting the jobs that open batches already hold, each estimated from the tokens of the
+last 200 grades (`batch_allowance`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import psycopg
 
 from grader.db import query
 from grader.errors import ConfigError
+from grader.pricing import Prices, call_cost
 
 PERIODS = {"daily": "day", "monthly": "month"}
 
@@ -46,3 +53,28 @@ def format_spending(summary: dict[str, Any]) -> str:
     ]
     lines.append(summary["paused_reason"] or "grading is not paused")
     return "\n".join(lines)
+
+
+def batch_allowance(conn: psycopg.Connection, prices: Prices) -> int | None:
+    """How many jobs a new batch may hold within the caps (one over at most, as a synchronous
+    claim may be); None when no cap is set or no grade yet tells what a job costs."""
+    summary = spending(conn)
+    left = [
+        cap - spent
+        for cap, spent in (
+            (summary["daily_cap_usd"], summary["spent_today_usd"]),
+            (summary["monthly_cap_usd"], summary["spent_this_month_usd"]),
+        )
+        if cap is not None
+    ]
+    if not left:
+        return None
+    recent = conn.execute(query("recent_grade_tokens")).fetchone()
+    if recent is None:
+        return None
+    each = call_cost(
+        recent["model"], recent["prompt_tokens"], recent["completion_tokens"], prices, batch=True
+    )
+    if not each:
+        return None
+    return max(0, math.ceil(min(left) / each) - recent["held_by_batches"])

@@ -4,6 +4,9 @@ Prices change: GRADER_PRICES names a TOML or JSON file of {"model": {"input": ..
 that replaces the built-in table. A model matches the longest entry its name starts with. The
 simulator's models cost nothing unless a price file gives them a price (the spending-cap tests
 do, to spend simulated money).
+
+The provider's Batch API has prices of its own: an entry's `batch_input` and `batch_output`, half
+of `input` and `output` when the entry does not give them (OpenAI's discount for batches).
 """
 
 from __future__ import annotations
@@ -12,17 +15,32 @@ import json
 import tomllib
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from grader.errors import ConfigError
 
 Prices = dict[str, dict[str, float]]
 
+BATCH_DISCOUNT = 0.5  # a batch price, where the table gives none: half the synchronous one
+
+
+def _entry(price: dict[str, Any]) -> dict[str, float]:
+    entry = {"input": float(price["input"]), "output": float(price["output"])}
+    for kind in ("input", "output"):
+        given = price.get(f"batch_{kind}")
+        entry[f"batch_{kind}"] = entry[kind] * BATCH_DISCOUNT if given is None else float(given)
+    return entry
+
+
 DEFAULT_PRICES: Prices = {
-    "gpt-4o-mini": {"input": 0.15, "output": 0.60},
-    "gpt-4o": {"input": 2.50, "output": 10.00},
-    "gpt-4.1-mini": {"input": 0.40, "output": 1.60},
-    "gpt-4.1": {"input": 2.00, "output": 8.00},
-    "simulated:": {"input": 0.0, "output": 0.0},
+    model: _entry(price)
+    for model, price in {
+        "gpt-4o-mini": {"input": 0.15, "output": 0.60},
+        "gpt-4o": {"input": 2.50, "output": 10.00},
+        "gpt-4.1-mini": {"input": 0.40, "output": 1.60},
+        "gpt-4.1": {"input": 2.00, "output": 8.00},
+        "simulated:": {"input": 0.0, "output": 0.0},
+    }.items()
 }
 
 
@@ -33,20 +51,23 @@ def load_prices(path: str | None) -> Prices:
     try:
         text = Path(path).read_text(encoding="utf-8")
         table = tomllib.loads(text) if path.endswith(".toml") else json.loads(text)
-        return {
-            model: {"input": float(p["input"]), "output": float(p["output"])}
-            for model, p in table.items()
-        }
+        return {model: _entry(p) for model, p in table.items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"GRADER_PRICES {path}: not a price table ({exc})") from None
 
 
 def call_cost(
-    model: str, prompt_tokens: int, completion_tokens: int, prices: Prices
+    model: str, prompt_tokens: int, completion_tokens: int, prices: Prices, batch: bool = False
 ) -> float | None:
-    """USD for one call's tokens; None when the table has no price for the model."""
+    """USD for one call's tokens (at the Batch API's prices with `batch`); None when the table
+    has no price for the model."""
     matches = [name for name in prices if model.startswith(name)]
     if not matches:
         return None
     price = prices[max(matches, key=len)]
-    return round((prompt_tokens * price["input"] + completion_tokens * price["output"]) / 1e6, 6)
+    prefix = "batch_" if batch else ""
+    return round(
+        (prompt_tokens * price[f"{prefix}input"] + completion_tokens * price[f"{prefix}output"])
+        / 1e6,
+        6,
+    )

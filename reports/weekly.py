@@ -19,7 +19,6 @@ import pandas as pd
 import psycopg
 
 from grader import store
-from grader.batching import BATCH_PRICE_FACTOR
 from grader.db import connect
 from grader.errors import ConfigError
 from grader.pricing import Prices, call_cost, load_prices
@@ -208,11 +207,19 @@ def build_report(conn: psycopg.Connection, window: Window, prices: Prices) -> Re
     changes["change_rate"] = (changes["changed"] / changes["decisions"]).round(4)
     report.tables["review_changes"] = changes
     report.tables["review_reasons"] = frame(store.table(conn, "report_review_reasons", params))
-    modes = frame(store.table(conn, "report_grades_by_mode", params))
+    by_model = frame(store.table(conn, "report_grades_by_mode", params))
     # what the batch grades would have cost one request at a time, minus what they cost
-    modes["saving_usd"] = (
-        modes["cost_usd"] * (1 / BATCH_PRICE_FACTOR - 1) * (modes["mode"] == "batch")
-    ).round(6)
+    by_model["saving_usd"] = [
+        (call_cost(row.model, row.prompt_tokens, row.completion_tokens, prices) or 0.0)
+        - row.cost_usd
+        if row.mode == "batch"
+        else 0.0
+        for row in by_model.itertuples()
+    ]
+    modes = by_model.groupby("mode", sort=False, as_index=False)[
+        ["grades", "cost_usd", "saving_usd"]
+    ].sum()
+    modes[["cost_usd", "saving_usd"]] = modes[["cost_usd", "saving_usd"]].round(6)
     report.tables["grades_by_mode"] = modes
 
     running = int(jobs["status"].isin(["pending", "processing"]).sum())

@@ -23,11 +23,11 @@ ESSAY = "Every school should teach cooking.\n\nIt builds health, budgeting and t
 LEASE = 5  # seconds: short, so that a lost worker's jobs come back quickly
 
 
-def _start_worker(*args: str, env: dict[str, str]) -> subprocess.Popen:
-    # its own session: kill -9 takes the worker and the Prefect server it started, like a
-    # machine that dies
+def start_grader(*args: str, env: dict[str, str]) -> subprocess.Popen:
+    """`grader ARGS` in its own session: kill -9 takes it and the Prefect server it may have
+    started, like a machine that dies."""
     return subprocess.Popen(
-        cli_command("run-pending", *args),
+        cli_command(*args),
         env={**os.environ, **env},
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -37,12 +37,16 @@ def _start_worker(*args: str, env: dict[str, str]) -> subprocess.Popen:
     )
 
 
-def _kill_9(worker: subprocess.Popen) -> None:
+def _start_worker(*args: str, env: dict[str, str]) -> subprocess.Popen:
+    return start_grader("run-pending", *args, env=env)
+
+
+def kill_9(worker: subprocess.Popen) -> None:
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait(timeout=30)
 
 
-def _wait_for(condition, timeout: float, what: str) -> None:
+def wait_for(condition, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -50,7 +54,7 @@ def _wait_for(condition, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def _summary(conn: psycopg.Connection) -> dict:
+def job_summary(conn: psycopg.Connection) -> dict:
     return conn.execute(
         "SELECT count(*) AS jobs, "
         "count(*) FILTER (WHERE t.status = 'completed') AS completed, "
@@ -86,26 +90,26 @@ def test_killed_worker_jobs_are_regraded_exactly_once(
 
     def claimed() -> bool:
         return (
-            _summary(conn)["unfinished"] == 3
+            job_summary(conn)["unfinished"] == 3
             and conn.execute(
                 "SELECT bool_and(status = 'processing') AS all FROM grader.background_tasks"
             ).fetchone()["all"]
         )
 
-    _wait_for(claimed, 60, "the worker to claim the jobs")
+    wait_for(claimed, 60, "the worker to claim the jobs")
     if step == "load-submission":
         time.sleep(1.5)  # well into the pause after load-submission
         assert simulator.requests == []  # ... and so before any model call
     else:
-        _wait_for(lambda: len(simulator.requests) == 3, 60, "the model calls")
+        wait_for(lambda: len(simulator.requests) == 3, 60, "the model calls")
         time.sleep(1.5)
     killed_at = time.monotonic()
-    _kill_9(worker)
-    assert _summary(conn)["completed"] == 0
+    kill_9(worker)
+    assert job_summary(conn)["completed"] == 0
 
     # a new worker, after the leases have run out: it reaps, then grades
     simulator.config.latency_ms = 0
-    _wait_for(
+    wait_for(
         lambda: conn.execute(
             "SELECT bool_and(lease_expires_at < now()) AS all FROM grader.background_tasks"
         ).fetchone()["all"],
@@ -115,7 +119,7 @@ def test_killed_worker_jobs_are_regraded_exactly_once(
     done = run_cli("run-pending", "--json", env={"GRADER_LEASE_SECONDS": str(LEASE)})
     recovered_after = time.monotonic() - killed_at
     assert done.returncode == 0, done.stderr
-    summary = _summary(conn)
+    summary = job_summary(conn)
     assert summary["completed"] == 3, summary
     assert summary["completed_without_exactly_one_grade"] == 0
     assert summary["graded_but_not_completed"] == 0
@@ -138,7 +142,7 @@ def test_restarting_postgres_under_load_loses_no_job(
         start_grading_job(submit_essay(f"{ESSAY}\nCopy {i}."))
     simulator.config.latency_ms = 300
     worker = _start_worker("--concurrency", "6", "--limit", "1000", "--json", env={})
-    _wait_for(lambda: _summary(conn)["completed"] >= 10, 120, "some jobs to complete")
+    wait_for(lambda: job_summary(conn)["completed"] >= 10, 120, "some jobs to complete")
     before = conn.execute("SELECT pg_postmaster_start_time() AS t").fetchone()["t"]
     conn.close()
     started = time.monotonic()
@@ -150,7 +154,7 @@ def test_restarting_postgres_under_load_loses_no_job(
     with psycopg.connect(
         os.environ["DATABASE_URL"], autocommit=True, row_factory=psycopg.rows.dict_row
     ) as fresh:
-        summary = _summary(fresh)
+        summary = job_summary(fresh)
         after = fresh.execute("SELECT pg_postmaster_start_time() AS t").fetchone()["t"]
     assert after > before  # the server really restarted under the worker
     assert summary["jobs"] == jobs
@@ -182,7 +186,7 @@ def test_four_workers_over_a_thousand_faulty_jobs(
         assert worker.returncode == 0, err
         outcomes.append(json.loads(out))
     elapsed = time.monotonic() - started
-    summary = _summary(conn)
+    summary = job_summary(conn)
     assert summary["jobs"] == jobs
     assert summary["unfinished"] == 0, summary
     assert summary["completed"] + summary["failed"] == jobs

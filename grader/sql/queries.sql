@@ -408,6 +408,17 @@ SELECT (SELECT cap_usd::float8 FROM grader.spending_caps WHERE period = 'day') A
 FROM grader.daily_spending
 WHERE day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date;
 
+-- name: recent_grade_tokens
+-- What a grade takes, from the last 200: the usual model and its mean tokens; and how many jobs
+-- open provider batches hold (not paid for yet). No row before the first grade.
+SELECT model, avg(prompt_tokens)::float8 AS prompt_tokens,
+       avg(completion_tokens)::float8 AS completion_tokens,
+       (SELECT count(*) FROM grader.background_tasks
+        WHERE status = 'processing' AND batch_ref IS NOT NULL) AS held_by_batches
+FROM (SELECT model, prompt_tokens, completion_tokens FROM grader.grades
+      ORDER BY created_at DESC LIMIT 200) AS recent
+GROUP BY model ORDER BY count(*) DESC LIMIT 1;
+
 -- name: insert_api_key
 -- A new API key for the HTTP API, stored as its hash.
 INSERT INTO grader.api_keys (name, key_hash, key_prefix)
@@ -722,8 +733,12 @@ UPDATE grader.provider_batches
 SET provider_batch_id = %(provider_batch_id)s, status = 'submitted', submitted_at = now()
 WHERE batch_ref = %(batch_ref)s;
 
+-- name: lock_batch_runs
+-- One grade-pending-batch run at a time; held until the connection closes.
+SELECT pg_try_advisory_lock(hashtext('grader.provider_batches')) AS locked;
+
 -- name: open_provider_batches
-SELECT batch_ref, provider_batch_id, status, model FROM grader.provider_batches
+SELECT batch_ref, provider_batch_id, status, model, jobs FROM grader.provider_batches
 WHERE status <> 'collected' ORDER BY created_at;
 
 -- name: provider_batch_jobs
@@ -756,13 +771,15 @@ LIMIT %(limit)s;
 
 -- name: report_grades_by_mode
 -- The window's production grades by how the model was called: one request each
--- (synchronous) or in a provider batch, with their cost.
-SELECT CASE WHEN t.batch_ref IS NULL THEN 'synchronous' ELSE 'batch' END AS mode,
-       count(*) AS grades, coalesce(sum(g.cost_usd), 0)::float8 AS cost_usd
+-- (synchronous) or in a provider batch, with their cost and tokens by model.
+SELECT CASE WHEN t.batch_ref IS NULL THEN 'synchronous' ELSE 'batch' END AS mode, g.model,
+       count(*) AS grades, coalesce(sum(g.cost_usd), 0)::float8 AS cost_usd,
+       coalesce(sum(g.prompt_tokens), 0)::int8 AS prompt_tokens,
+       coalesce(sum(g.completion_tokens), 0)::int8 AS completion_tokens
 FROM grader.grades AS g
 JOIN grader.background_tasks AS t ON t.task_id = g.task_id
 WHERE t.created_at >= %(since)s AND t.created_at < %(until)s AND t.evaluation_run_id IS NULL
-GROUP BY 1 ORDER BY 1 DESC;
+GROUP BY 1, 2 ORDER BY 1 DESC, 2;
 
 -- name: count_evaluation_items
 UPDATE grader.evaluation_sets SET items = %(items)s WHERE set_id = %(set_id)s;
