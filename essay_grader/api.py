@@ -103,6 +103,13 @@ class GradingJobRequest(BaseModel):
         SubmittedRubric | None,
         Field(description="grade by this rubric instead of the submission's"),
     ] = None
+    mode: Annotated[
+        Literal["now", "batch"],
+        Field(
+            description="now: graded at once; batch: in the provider's next batch, at half "
+            "the price, within 24 hours"
+        ),
+    ] = "now"
 
 
 class ReviewRequest(BaseModel):
@@ -484,7 +491,9 @@ def create_app(settings: Settings) -> FastAPI:
     ) -> GradingJobAccepted:
         """Starts grading a submission (or finds the job already grading it) and answers at
         once with the task id and the URL to poll."""
-        task_id = client.start_grading_job(body.submission_id, rubric=body.rubric, api_key_id=key)
+        task_id = client.start_grading_job(
+            body.submission_id, rubric=body.rubric, api_key_id=key, mode=body.mode
+        )
         status = client.check_grading_status(task_id, api_key_id=key)
         url = str(request.url_for("get_grading_job", task_id=str(task_id)))
         response.headers["Location"] = url

@@ -117,6 +117,8 @@ def _format_status(status: JobStatus) -> str:
     if status.provider_batch_id:
         held = " (answers come within 24 h)" if status.status == "processing" else ""
         lines.append(f"batch       provider batch {status.provider_batch_id}{held}")
+    elif status.mode == "batch" and status.status == "pending":
+        lines.append("batch       waiting for the next batch run (grade-pending-batch)")
     grade = status.grade
     if grade is not None:
         note = "  (SIMULATED: not a real grade)" if grade.simulated else ""
@@ -145,7 +147,10 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_grade(args: argparse.Namespace, settings: Settings) -> int:
     client = _client(settings)
-    task_id = client.start_grading_job(args.submission_id, rubric=args.rubric)
+    if args.batch and args.wait:
+        raise GraderError("--batch and --wait do not go together: a batch answers within 24 h")
+    mode = "batch" if args.batch else "now"
+    task_id = client.start_grading_job(args.submission_id, rubric=args.rubric, mode=mode)
     if not args.wait:
         _emit(args, {"task_id": str(task_id)}, str(task_id))
         return 0
@@ -816,6 +821,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rubric", help="grade by this rubric instead of the submission's")
     p.add_argument(
         "--wait", action="store_true", help="grade now (or wait for it) and print the grade"
+    )
+    p.add_argument(
+        "--batch",
+        action="store_true",
+        help="grade in the provider's next batch (half the price, within 24 h) "
+        "instead of now; `grader batch run` or the grade-pending-batch schedule sends it",
     )
     p.add_argument(
         "--timeout",

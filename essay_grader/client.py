@@ -82,17 +82,22 @@ class GraderClient:
         rubric: RubricArg = None,
         *,
         api_key_id: UUID | None = None,
+        mode: str = "now",
     ) -> UUID:
         """Creates a pending grading job and returns its task id at once. Asking again for the
         same submission, rubric and essay while a job is pending, processing or completed
         returns that job's id. `rubric` overrides the one given at submission. With a Prefect
         API configured, a new job is handed to the grade-submission deployment in the
-        background, after the commit. With `api_key_id`, only that key's submissions."""
+        background, after the commit. With `api_key_id`, only that key's submissions. With
+        `mode="batch"`, the job waits for the next grade-pending-batch run instead (the
+        provider's Batch API: half the price, within 24 hours)."""
         submission_id = store.parse_uuid(submission_id, "submission")
         with self.pool.connection() as conn:
             rubric_id = self._rubric_id(conn, rubric) if rubric is not None else None
-            task_id, created = store.create_grading_task(conn, submission_id, rubric_id, api_key_id)
-            grader = self._who_grades(conn) if created else None
+            task_id, created = store.create_grading_task(
+                conn, submission_id, rubric_id, api_key_id, mode
+            )
+            grader = self._who_grades(conn) if created and mode == "now" else None
         if grader == "prefect":
             handoff.hand_off(self.settings, task_id)
         return task_id

@@ -142,9 +142,14 @@ async def collect_batch(ctx: RunContext, ref: UUID, provider_batch_id: str) -> d
         code = str((error or {}).get("code") or response.get("status_code") or "")
         try:
             if error or response.get("status_code") != 200:
-                if code in RETRYABLE:
+                if code in RETRYABLE:  # to the next batch, or to be graded now
+                    synchronous = ctx.settings.batch_retry == "synchronous"
                     await store.release_worker_tasks(
-                        ctx.pool, holder, f"batch line error {code}: sent back", job.task_id
+                        ctx.pool,
+                        holder,
+                        f"batch line error {code}: sent back",
+                        job.task_id,
+                        "now" if synchronous else None,
                     )
                     counts["requeued"] += 1
                 else:

@@ -34,6 +34,7 @@ def claim(conn: psycopg.Connection, limit: int, model: str) -> tuple[UUID | None
                 "lease_seconds": BATCH_LEASE_SECONDS,
                 "flow_run_id": None,
                 "evaluation_run_id": None,
+                "mode": "batch",
             },
         ).fetchall()
         conn.execute(query("count_provider_batch_jobs"), {"batch_ref": ref, "jobs": len(rows)})

@@ -129,6 +129,7 @@ class JobStatus:
     completed_at: datetime | None
     flow_run_id: UUID | None
     paused_reason: str | None = None
+    mode: str = "now"  # or "batch": graded by the next grade-pending-batch run
     provider_batch_id: str | None = None  # the provider batch that holds or held the job
     grade: Grade | None = field(default=None)
 

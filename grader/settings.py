@@ -61,6 +61,14 @@ def _review_rule(raw: str) -> tuple[str, ...]:
     return parts
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first when unset)."""
+    value = env.get(name) or choices[0]
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value[:40]!r}")
+    return value
+
+
 def _pause_after(raw: str | None) -> tuple[str, float] | None:
     """GRADER_TEST_PAUSE_AFTER=step:seconds: the one test hook in the production path. The crash
     tests kill a worker exactly between two grading steps; no model behaviour can hold a job
@@ -118,6 +126,8 @@ class Settings:
     disagreement_points: int = 2  # samples further apart than this flag the grade for review
     anchor_tokens: int = 3000  # most prompt tokens (estimated) the rubric's anchor essays take
     review_rule: tuple[str, ...] = ()  # zero and/or full: such scores send a grade to review
+    # where a batch's job goes after a retryable line error: the next batch, or graded now
+    batch_retry: str = "batch"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -149,6 +159,7 @@ class Settings:
             disagreement_points=_env_int(env, "GRADER_DISAGREEMENT_POINTS", 2),
             anchor_tokens=_env_int(env, "GRADER_ANCHOR_TOKENS", 3000),
             review_rule=_review_rule(env.get("GRADER_REVIEW_RULE", "")),
+            batch_retry=_choice(env, "GRADER_BATCH_RETRY", ("batch", "synchronous")),
         )
 
     def require_model(self) -> None:

@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from grader.models import Rubric  # imported where rubrics are parsed: Pydantic is slow
 
 
+GRADING_MODES = ("now", "batch")  # at once, or in the provider's next batch (half the price)
+
+
 @dataclass(frozen=True)
 class ClaimedJob:
     """A job this worker owns: `attempt` is the fencing token every later write must match."""
@@ -108,10 +111,13 @@ def create_grading_task(
     submission_id: UUID,
     rubric_id: UUID | None = None,
     api_key_id: UUID | None = None,
+    mode: str = "now",
 ) -> tuple[UUID, bool]:
-    """Inserts a pending job, or finds the live or completed job for the same submission,
-    rubric and essay content; returns its id and whether it is new. With `api_key_id`, only
-    that key's submissions exist."""
+    """Inserts a pending job, to be graded `mode` ('now' or 'batch'), or finds the live or
+    completed job for the same submission, rubric and essay content; returns its id and
+    whether it is new. With `api_key_id`, only that key's submissions exist."""
+    if mode not in GRADING_MODES:
+        raise InvalidInputError(f"mode must be one of {', '.join(GRADING_MODES)}, got {mode!r}")
     sub = conn.execute(query("submission_for_trigger"), {"submission_id": submission_id}).fetchone()
     if sub is None or (api_key_id is not None and sub["api_key_id"] != api_key_id):
         raise NotFoundError(f"submission {submission_id} not found")
@@ -123,7 +129,12 @@ def create_grading_task(
     for _ in range(2):
         row = conn.execute(
             query("insert_task"),
-            {"input_data": input_data, "idempotency_key": key, "api_key_id": api_key_id},
+            {
+                "input_data": input_data,
+                "idempotency_key": key,
+                "api_key_id": api_key_id,
+                "mode": mode,
+            },
         ).fetchone()
         if row is not None:
             return row["task_id"], True
@@ -147,6 +158,7 @@ def _job_status(row: dict[str, Any]) -> JobStatus:
         completed_at=row["completed_at"],
         flow_run_id=row["flow_run_id"],
         paused_reason=row["paused_reason"],
+        mode=row["grading_mode"],
         provider_batch_id=row["provider_batch_id"],
         grade=Grade.from_row(row) if row["grade_id"] else None,
     )
@@ -320,6 +332,7 @@ async def claim_pending_tasks(
                 "flow_run_id": flow_run_id,
                 "evaluation_run_id": evaluation_run_id,
                 "batch_ref": None,
+                "mode": "now",
                 **_lease(settings),
             },
         )
@@ -443,8 +456,10 @@ async def release_worker_tasks(
     settings: Settings,
     reason: str,
     task_id: UUID | None = None,
+    mode: str | None = None,
 ) -> int:
-    """Hands this worker's processing jobs (or one of them) back at once; how many."""
+    """Hands this worker's processing jobs (or one of them) back at once, to be graded `mode`
+    from now on if given; how many."""
     async with pool.connection() as conn:
         cur = await conn.execute(
             query("release_worker_tasks"),
@@ -453,6 +468,7 @@ async def release_worker_tasks(
                 "max_attempts": settings.max_attempts,
                 "reason": reason[:2000],
                 "task_id": task_id,
+                "mode": mode,
             },
         )
         return len(await cur.fetchall())

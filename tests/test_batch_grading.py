@@ -22,9 +22,10 @@ from tests.conftest import run_cli
 from tests.test_crash_recovery import job_summary, kill_9, start_grader, wait_for
 
 
-def _jobs(n: int) -> list:
+def _jobs(n: int, mode: str = "batch") -> list:
     return [
-        start_grading_job(submit_essay(f"Trees make schools better. Essay {i}.")) for i in range(n)
+        start_grading_job(submit_essay(f"Trees make schools better. Essay {i}."), mode=mode)
+        for i in range(n)
     ]
 
 
@@ -194,7 +195,8 @@ def test_a_batch_fits_the_spending_cap_and_its_grades_count_at_batch_prices(
     monkeypatch.setenv("GRADER_PRICES", str(prices))
     simulator.batches.config.seconds = 0
     task_ids = _jobs(12)
-    assert asyncio.run(grade_pending(1, 1))["completed"] == 1  # one synchronous grade
+    _jobs(1, "now")
+    assert asyncio.run(grade_pending(10, 1))["completed"] == 1  # one synchronous grade
     (synchronous,) = conn.execute("SELECT cost_usd::float8 AS c FROM grader.grades").fetchall()
     # room for three and a half batch grades
     budget.set_cap(conn, "daily", round(synchronous["c"] * (1 + 3.5 / 5), 2))
@@ -214,4 +216,29 @@ def test_a_batch_fits_the_spending_cap_and_its_grades_count_at_batch_prices(
     spent = budget.spending(conn)
     assert spent["spent_today_usd"] == pytest.approx(synchronous["c"] + sum(costs))
     assert spent["paused_reason"].startswith("paused: the daily spending cap")
-    assert sorted(_statuses(task_ids)).count("pending") == 7
+    assert sorted(_statuses(task_ids)).count("pending") == 8
+
+
+def test_a_job_is_graded_the_way_it_asked_and_a_failed_line_may_go_synchronous(
+    conn: psycopg.Connection, simulator: LLMSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (now,) = _jobs(1, "now")
+    batch = _jobs(3)
+    waiting = run_cli("status", str(batch[0]))
+    assert "waiting for the next batch run" in waiting.stdout
+    assert asyncio.run(grade_pending(10, 1))["completed"] == 1  # the 'now' job only
+    assert _statuses([now, *batch]) == ["completed", "pending", "pending", "pending"]
+
+    monkeypatch.setenv("GRADER_BATCH_RETRY", "synchronous")
+    simulator.config.script = ["429"]  # the first line fails with a retryable error
+    assert asyncio.run(grade_pending_batch())["sent"]["jobs"] == 3
+    counts = asyncio.run(grade_pending_batch())["collected"][0]
+    assert (counts["completed"], counts["requeued"]) == (2, 1)
+    (back,) = [t for t in batch if check_grading_status(t).status == "pending"]
+    assert check_grading_status(back).mode == "now"  # not the next batch: grading now
+    assert asyncio.run(grade_pending_batch())["sent"] is None
+    assert asyncio.run(grade_pending(10, 1))["completed"] == 1
+    assert set(_statuses(batch)) == {"completed"}
+
+    bad = run_cli("grade", str(submit_essay("An essay.")), "--batch", "--wait")
+    assert bad.returncode == 1 and "do not go together" in bad.stderr

@@ -52,7 +52,8 @@ def test_schema_has_the_monitoring_and_claim_indexes(conn: psycopg.Connection) -
     }
     non_pk = [name for name in indexes if not name.endswith("_pkey")]
     assert len(non_pk) >= 6
-    assert "WHERE (status = 'pending'" in indexes["background_tasks_pending_idx"]
+    pending = indexes["background_tasks_pending_mode_idx"]  # claims of one mode, oldest first
+    assert "(grading_mode, created_at) WHERE (status = 'pending'" in pending
     assert "UNIQUE" in indexes["background_tasks_idempotency_idx"]
 
 

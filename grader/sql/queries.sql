@@ -66,8 +66,9 @@ FROM grader.submissions WHERE submission_id = %(submission_id)s;
 
 -- name: insert_task
 -- Creates a pending grading job unless a live or completed one has the same idempotency key.
-INSERT INTO grader.background_tasks (task_type, input_data, idempotency_key, api_key_id)
-VALUES ('grading', %(input_data)s, %(idempotency_key)s, %(api_key_id)s)
+INSERT INTO grader.background_tasks
+    (task_type, input_data, idempotency_key, api_key_id, grading_mode)
+VALUES ('grading', %(input_data)s, %(idempotency_key)s, %(api_key_id)s, %(mode)s)
 ON CONFLICT (idempotency_key) WHERE status IN ('pending', 'processing', 'completed') DO NOTHING
 RETURNING task_id;
 
@@ -91,15 +92,16 @@ WHERE task_id = %(task_id)s AND status = 'pending'
 RETURNING task_id, attempts, input_data;
 
 -- name: claim_pending_tasks
--- pending -> processing for up to `limit` of the oldest pending grading jobs, for a worker or
--- (batch grading) for a provider batch, whose worker_id is 'batch:<ref>'. SKIP LOCKED lets
+-- pending -> processing for up to `limit` of the oldest pending grading jobs of one mode, for a
+-- worker ('now') or (batch grading, 'batch') for a provider batch, whose worker_id is
+-- 'batch:<ref>'. SKIP LOCKED lets
 -- concurrent claimers pass each other; the status guard makes a double claim impossible.
 -- Nothing while a spending cap pauses grading.
 -- MATERIALIZED: the pick runs exactly once, so the LIMIT holds (an inlined subquery can be
 -- rescanned by a join and lock more rows than asked).
 WITH picked AS MATERIALIZED (
     SELECT task_id FROM grader.background_tasks
-    WHERE status = 'pending' AND task_type = 'grading'
+    WHERE status = 'pending' AND grading_mode = %(mode)s AND task_type = 'grading'
       AND (%(evaluation_run_id)s::uuid IS NULL OR evaluation_run_id = %(evaluation_run_id)s)
       AND (SELECT grader.spending_pause_reason()) IS NULL
     ORDER BY created_at
@@ -150,9 +152,11 @@ RETURNING task_id, status, attempts;
 
 -- name: release_worker_tasks
 -- A worker that knows it is dying hands its jobs back at once instead of waiting for the
--- leases: pending again while attempts remain, failed otherwise.
+-- leases: pending again while attempts remain, failed otherwise; with `mode`, to be graded that
+-- way from now on (a batch's job sent to the synchronous path).
 UPDATE grader.background_tasks
 SET status = CASE WHEN attempts < %(max_attempts)s THEN 'pending' ELSE 'failed' END,
+    grading_mode = coalesce(%(mode)s, grading_mode),
     error_message = %(reason)s,
     completed_at = CASE WHEN attempts < %(max_attempts)s THEN NULL ELSE now() END,
     lease_expires_at = NULL, updated_at = now()
@@ -227,6 +231,7 @@ RETURNING task_id;
 -- A job and, once completed, its grade; for a pending job, why grading is paused, if it is.
 SELECT t.task_id, t.task_type, t.status, t.input_data, t.error_message, t.attempts,
        t.created_at, t.started_at, t.updated_at, t.completed_at, t.flow_run_id, t.api_key_id,
+       t.grading_mode,
        CASE WHEN t.status = 'pending' THEN (SELECT grader.spending_pause_reason()) END
            AS paused_reason,
        (SELECT pb.provider_batch_id FROM grader.provider_batches AS pb
