@@ -692,6 +692,17 @@ def _used_near_ai(text: str, start: int, end: int) -> bool:
     return _AI_NEARBY_RX.search(text, max(0, start - 400), min(len(text), end + 400)) is not None
 
 
+_CODE_OR_AI_NEARBY_RX = re.compile(r"```|\b(?:import|def|chat\s?gpt|ai|llm|prompts?)\b")
+
+
+def _used_near_code(text: str, start: int, end: int) -> bool:
+    # "your response" in an essay is about the reader; next to code or talk of AI it is an order
+    if _quoted_or_code(text, start):
+        return False
+    window = text[max(0, start - 300) : end + 300]
+    return _CODE_OR_AI_NEARBY_RX.search(window) is not None
+
+
 # more ways to say "ignore the instructions"
 _rule(
     "addresses_grader",
@@ -956,6 +967,66 @@ _rule(
     ("the", "following"),
     r"(?:the )?following (?:code|snippet|script|link|url|sentence|line|text|phrase|message|"
     r"statement)(?: \w+){0,2}? (?:in|into|to) (?:your|the) (?:response|reply|answer|output|code)",
+    check=_used,
+)
+
+_rule(
+    "addresses_grader",
+    ("ignor", "disregard", "forget"),
+    r"(?:ignore|disregard|forget) (?:all |any )?(?:of )?(?:your |the |my )?(?:prior|previous|"
+    r"earlier|initial) (?:inputs?|identity|context|conversation|training|messages|restrictions)"
+    r"|(?:ignore|disregard|forget) everything (?:you(?:'ve| have)? (?:learned|been told|know)|"
+    r"except)|(?:disregard|ignore) (?:all|any) (?:\w+ )?except",
+    check=_used,
+)
+_rule(
+    "role_play",
+    ("let", "roleplay", "role", "in"),
+    r"let'?s (?:do a |play a )?(?:role-?play|act out|pretend)|role-?play(?:ing)? game|"
+    r"in this game,? you|you(?:'re| are) (?:now )?in (?:the|a) role",
+    check=_used_near_ai,
+)
+_rule(
+    "role_play",
+    ("now", "on"),
+    r"(?:now on|on),? you(?:'re| are| will| must| shall| should) ",
+    before=r"from ",
+    lookback=10,
+    check=_used_near_ai,
+)
+_rule(
+    "role_play",
+    ("answer", "doesn", "does", "don", "do", "without", "not"),
+    r"answers? (?:any|every|all) (?:request|question|prompt)s?|(?:doesn't|does not|don't|do not) "
+    r"care (?:about|for) (?:the )?(?:legality|ethics|morality|morals|rules|consequences)|without "
+    r"any (?:remorse|ethics|morals|regards? for)|not bound by (?:any )?(?:rules|morals|ethics)",
+    check=_used_near_ai,
+)
+_rule(
+    "off_task_instructions",
+    ("your",),
+    r"your (?:reply|replies|codebase|implementation|algorithm|code|output|responses?)\b",
+    check=_used_near_code,
+)
+_rule(
+    "off_task_instructions",
+    ("following", "subsequent"),
+    r"(?:following|subsequent) code (?:block|snippet|excerpt|section|segment|fragment)",
+    check=_used,
+)
+_rule(
+    "off_task_instructions",
+    ("write",),
+    r"write (?:one|a|an|\d+) (?:\w+ )?(?:toxic|offensive|discriminatory|harmful|negative|"
+    r"unfriendly|hateful|racist|sexist|insulting|rude|mean) (?:sentence|statement|comment|joke|"
+    r"text|tweet|message|post)s?",
+    lead=True,
+)
+_rule(
+    "off_task_instructions",
+    ("reply", "respond", "answer", "repeat"),
+    r"(?:reply|respond|answer) (?:only )?with (?:only )?the following|"
+    r"repeat (?:the following|after me)",
     check=_used,
 )
 
