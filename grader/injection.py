@@ -676,6 +676,7 @@ def _quoted_or_code(text: str, start: int) -> bool:
         text.count("`", line_start, start) % 2 == 1
         or text.count("``", line_start, start) % 2 == 1
         or text.count("```", 0, start) % 2 == 1
+        or (text.count('"', line_start, start) + text.count("“", line_start, start)) % 2 == 1
     ):
         return True
     return _MENTION_BEFORE_RX.search(text, max(0, start - 40), start) is not None
@@ -763,8 +764,9 @@ _rule(
     "requests_score",
     _TARGET_ANCHORS,
     _TARGET_WORDS,
-    before=r"(?:respond|reply|answer|output|return|print|say|report|write|conclude)(?: only)? "
-    r"(?:with|that|:)? ?(?:\S+ ){0,3}?",
+    before=r"(?:(?:only|just|simply) )?(?:respond|reply|answer|output|return|print|say|report|"
+    r"write|conclude)(?: only)? "
+    r"(?:(?:with|that|:)\s?)?(?:\S+ ){0,3}?",
     lead=True,
 )
 _rule(
@@ -819,7 +821,7 @@ _rule(
 _rule(
     "authority_claim",
     ("pre",),
-    r"pre-? ?(?:verified|approved|screened|authori[sz]ed|cleared|vetted|graded|validated)\b",
+    r"pre[\-\s]?(?:verified|approved|screened|authori[sz]ed|cleared|vetted|graded|validated)\b",
     check=_used,
 )
 _rule(
@@ -868,7 +870,7 @@ _rule(
     r"you(?:'re| are)(?: now| going to| about to| no longer)? (?:act(?:ing)? as|going to (?:act|"
     r"pretend|play|immerse)|pretend(?:ing)? to be|play(?:ing)? the (?:role|part)|"
     r"roleplay(?:ing)?|role-?playing|immerse|simulat(?:e|ing)|imitat(?:e|ing)|now (?:in )?(?:the )?"
-    r"role)|you are (?:now )?(?:a|an|the)? ?[\w\-]*(?:gpt|ai|bot|llm)\b",
+    r"role)|you are (?:now )?(?:(?:a|an|the)\s)?[\w\-]*(?:gpt|ai|bot|llm)\b",
     check=_used_near_ai,
 )
 _rule(
@@ -1043,7 +1045,7 @@ _rule(
     ("geef", "ken"),
     r"(?:geef|ken) (?:\S+ ){0,4}?(?:het |de |een )?(?:maximale|hoogste|volledige|volle|perfecte)"
     r" (?:cijfer|score|punten|beoordeling)|(?:geef|ken) (?:\S+ ){0,4}?(?:een )?(?:10|tien)"
-    r"(?: ?/ ?10| uit 10)?\b",
+    r"(?:\s?/\s?10| uit 10)?\b",
     lead=True,
 )
 _rule(
