@@ -941,18 +941,12 @@ _rule(
 )
 _rule(
     "off_task_instructions",
-    ("print", "output", "respond", "reply", "say", "write", "repeat", "return"),
-    r"(?:print|output|respond with|reply with|say|write|repeat|return)(?: only| exactly| just)? "
+    ("print", "output", "respond", "reply", "repeat", "return"),
+    r"(?:print|output|respond|reply|repeat|return)(?: only| exactly| just)? (?:with )?"
     r"(?:the (?:word|phrase|text|string|following)s?:? )?[\"'“‘<]",
-    before=r"(?:just|only|simply|instead) ",
+    # "just"/"simply" are leads themselves; "only print" and "instead print" open a sentence
+    before=r"(?:(?:only|instead) )?",
     lookback=20,
-    check=_used,
-)
-_rule(
-    "off_task_instructions",
-    ("print", "output", "respond", "reply", "repeat"),
-    r"(?:print|output|respond|reply|repeat) (?:only |exactly |just )?(?:with )?(?:the "
-    r"(?:word|phrase|text|string|following)s?:? )?[\"'“‘<]",
     lead=True,
     check=_used,
 )
