@@ -47,12 +47,14 @@ FINAL = ("completed", "expired", "failed", "cancelled")
 RETRYABLE = {"429", "500", "502", "503", "504", "batch_expired", "server_error"}
 
 
-def _line(ctx: RunContext, job: store.ClaimedJob, submission: store.Submission) -> str:
+def _line(
+    ctx: RunContext, job: store.ClaimedJob, submission: store.Submission, schema: dict[str, Any]
+) -> str:
     messages = build_messages(submission.rubric, submission.essay, ctx.settings.anchor_tokens)
     body = {
         "model": ctx.settings.model,
         "messages": messages,
-        "response_format": response_format(submission.rubric),
+        "response_format": schema,
         "temperature": 0,
     }
     line = {
@@ -78,10 +80,20 @@ async def submit_batch(ctx: RunContext, ref: UUID, jobs: list[store.ClaimedJob])
             break
     else:
         lines = []
+        submissions = await store.load_submissions(ctx.pool, jobs)  # one query for the batch
+        schemas: dict[UUID, dict[str, Any]] = {}  # by rubric
         for job in jobs:
-            submission = await store.load_submission(ctx.pool, job)
-            check_essay(submission.essay, ctx.settings.max_essay_chars)
-            lines.append(_line(ctx, job, submission))
+            submission = submissions.get(job.task_id)
+            if submission is None:  # cancelled meanwhile: not sent
+                continue
+            try:
+                check_essay(submission.essay, ctx.settings.max_essay_chars)
+            except GraderError as exc:  # this job fails; the batch goes without it
+                await store.fail_task(ctx.pool, job, str(exc)[:300])
+                continue
+            if submission.rubric_id not in schemas:
+                schemas[submission.rubric_id] = response_format(submission.rubric)
+            lines.append(_line(ctx, job, submission, schemas[submission.rubric_id]))
         upload = await ctx.llm.files.create(
             file=(filename, io.BytesIO("\n".join(lines).encode())), purpose="batch"
         )
@@ -111,8 +123,10 @@ def _reply(body: dict[str, Any]) -> ModelReply:
 @task(name="collect-batch", cache_policy=NO_CACHE)
 async def collect_batch(ctx: RunContext, ref: UUID, provider_batch_id: str) -> dict[str, Any]:
     """parse-score and persist-result for every line of a finished batch; the batch's jobs that
-    got no usable answer go back to pending (a retryable error, expiry, cancellation) or fail
-    (an answer a retry cannot fix). None while the provider is still working."""
+    got no usable answer go back to pending (a retryable error, an answer that does not fit
+    the rubric, a malformed line, expiry, cancellation; failed once GRADER_MAX_ATTEMPTS are
+    spent) or fail (a request the provider refused). Only the provider's status and counts
+    while it is still working."""
     batch = await ctx.llm.batches.retrieve(provider_batch_id)
     progress = batch.request_counts
     provider = {
@@ -124,16 +138,21 @@ async def collect_batch(ctx: RunContext, ref: UUID, provider_batch_id: str) -> d
         return provider
     with connect(ctx.settings) as conn:
         held = {batching.custom_id(j): j for j in batching.jobs(conn, ref)}
-    counts = {**provider, "completed": 0, "failed": 0, "requeued": 0, "stale": 0}
+    counts = {**provider, "completed": 0, "failed": 0, "requeued": 0, "stale": 0, "malformed": 0}
     holder = replace(ctx.settings, worker_id=f"batch:{ref}")
     versions: dict[UUID, str] = {}  # prompt version by rubric
     records = []
     for file_id in (batch.output_file_id, batch.error_file_id):
         if file_id:
             text = (await ctx.llm.files.content(file_id)).text
-            records += [json.loads(line) for line in text.splitlines() if line.strip()]
+            for line in text.splitlines():
+                try:
+                    records.append(json.loads(line))
+                except ValueError:  # its job, unanswered, goes back with the rest below
+                    counts["malformed"] += 1 if line.strip() else 0
+    submissions = await store.load_submissions(ctx.pool, list(held.values()))
     for record in records:
-        job = held.pop(record.get("custom_id"), None)
+        job = held.pop(record.get("custom_id"), None) if isinstance(record, dict) else None
         if job is None:  # cancelled, or graded by another path meanwhile: dropped
             counts["stale"] += 1
             continue
@@ -156,13 +175,15 @@ async def collect_batch(ctx: RunContext, ref: UUID, provider_batch_id: str) -> d
                     await store.fail_task(ctx.pool, job, f"model API error {code} in a batch")
                     counts["failed"] += 1
                 continue
-            submission = await store.load_submission(ctx.pool, job)
+            submission = submissions.get(job.task_id)
+            if submission is None:
+                raise LeaseLostError(f"task {job.task_id} is no longer held by the batch")
             if submission.rubric_id not in versions:  # the system prompt is the rubric's
                 system = build_messages(submission.rubric, "", ctx.settings.anchor_tokens)[0]
                 versions[submission.rubric_id] = prompt_version(system["content"])
+            reply = _reply(response.get("body") or {})
             grade = parse_reply(
-                replace(_reply(response["body"]), prompt_version=versions[submission.rubric_id]),
-                submission.rubric,
+                replace(reply, prompt_version=versions[submission.rubric_id]), submission.rubric
             )
             grade = replace(
                 grade,
@@ -177,9 +198,11 @@ async def collect_batch(ctx: RunContext, ref: UUID, provider_batch_id: str) -> d
                 await pause_point("batch-store", ctx)
         except LeaseLostError:
             counts["stale"] += 1
-        except GraderError as exc:  # an answer that does not fit the rubric
-            await store.fail_task(ctx.pool, job, str(exc)[:300])
-            counts["failed"] += 1
+        except GraderError as exc:  # an answer that does not fit the rubric: asked again
+            await store.release_worker_tasks(
+                ctx.pool, holder, f"the batch's answer did not fit: {str(exc)[:300]}", job.task_id
+            )
+            counts["requeued"] += 1
     for job in held.values():  # no line at all: an expired, failed or cancelled batch
         await store.release_worker_tasks(
             ctx.pool, holder, f"batch {batch.status} without an answer: sent back", job.task_id

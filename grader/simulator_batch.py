@@ -11,10 +11,11 @@ in_progress, finalizing, completed, expired, cancelling, cancelled.
 Faults of a whole batch (`BatchConfig`): `fail_validation` (the batch fails with an error per
 bad line; so does a really malformed input), `expire_after_seconds` with `expire_done_share` (the
 batch expires with that share of its lines answered and the rest as `batch_expired` errors),
-`shuffle` (output lines in random order), `download` ("slow": content served after
-`slow_seconds`; "fail": 500 on content). State lives in memory unless `state_file` is set: then
-files and batches are saved there on every change and loaded when a simulator starts, so a test
-can restart the simulator and find its batches, or not.
+`shuffle` (output lines in random order), `corrupt_lines` (the first output lines cut in half:
+broken JSON), `download` ("slow": content served after `slow_seconds`; "fail": 500 on
+content). State lives in memory unless `state_file` is set: then files and batches are saved
+there on every change and loaded when a simulator starts, so a test can restart the simulator
+and find its batches, or not.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class BatchConfig:
     expire_after_seconds: float | None = None  # expire at this age if not done by then
     expire_done_share: float = 0.5  # share of lines answered when a batch expires
     shuffle: bool = False
+    corrupt_lines: int = 0  # this many output lines come back as broken JSON
     download: str | None = None  # None, "slow" or "fail"
     slow_seconds: float = 2.0
     state_file: str | None = None  # keep files and batches here, across restarts
@@ -340,7 +342,11 @@ class BatchAPI:
         now = int(time.time())
         for name, records in (("output_file_id", outputs), ("error_file_id", errors)):
             if records:
-                content = "".join(json.dumps(r) + "\n" for r in records).encode()
+                encoded = [json.dumps(r) for r in records]
+                if name == "output_file_id":
+                    for number in range(min(self.config.corrupt_lines, len(encoded))):
+                        encoded[number] = encoded[number][: len(encoded[number]) // 2]
+                content = "".join(line + "\n" for line in encoded).encode()
                 batch[name] = self._new_file(content, "batch_output", f"{batch['id']}.jsonl")["id"]
         batch["request_counts"].update(completed=len(outputs), failed=len(errors))
         batch.update(status=status, finalizing_at=now)

@@ -429,6 +429,34 @@ async def load_submission(pool: AsyncConnectionPool, job: ClaimedJob) -> Submiss
     )
 
 
+async def load_submissions(
+    pool: AsyncConnectionPool, jobs: list[ClaimedJob]
+) -> dict[UUID, Submission]:
+    """load_submission for many jobs in one query, each rubric parsed once: by task id, the
+    jobs whose attempt still owns them."""
+    from grader.models import parse_rubric
+
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            query("load_submissions"),
+            {"task_ids": [j.task_id for j in jobs], "attempts": [j.attempt for j in jobs]},
+        )
+        rows = await cur.fetchall()
+    rubrics = {}
+    for row in rows:
+        if row["rubric_id"] not in rubrics:
+            rubrics[row["rubric_id"]] = parse_rubric(row["definition"], str(row["rubric_id"]))
+    return {
+        row["task_id"]: Submission(
+            submission_id=row["submission_id"],
+            essay=row["essay"],
+            rubric_id=row["rubric_id"],
+            rubric=rubrics[row["rubric_id"]],
+        )
+        for row in rows
+    }
+
+
 async def renew_lease(pool: AsyncConnectionPool, job: ClaimedJob, lease_seconds: int) -> bool:
     """Extends the lease; False when this attempt no longer owns the job."""
     async with pool.connection() as conn:

@@ -5,6 +5,7 @@ line errors sent back or failed, an expired batch's jobs back to pending."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 
 import psycopg
@@ -242,3 +243,43 @@ def test_a_job_is_graded_the_way_it_asked_and_a_failed_line_may_go_synchronous(
 
     bad = run_cli("grade", str(submit_essay("An essay.")), "--batch", "--wait")
     assert bad.returncode == 1 and "do not go together" in bad.stderr
+
+
+def test_lines_out_of_order_each_reach_their_own_job(
+    conn: psycopg.Connection, simulator: LLMSimulator
+) -> None:
+    # the simulator told each essay's scores (by its hash): thesis = i, the rest 10 - i
+    essays = [f"Essay {i}: schools should start later." for i in range(8)]
+    simulator.config.reference = {
+        hashlib.sha256(e.encode()).hexdigest(): {
+            "thesis": i,
+            "evidence": 10 - i,
+            "organization": 10 - i,
+            "language": 10 - i,
+        }
+        for i, e in enumerate(essays)
+    }
+    batch = [start_grading_job(submit_essay(e), mode="batch") for e in essays]
+    simulator.batches.config.shuffle = True
+    asyncio.run(grade_pending_batch())
+    assert asyncio.run(grade_pending_batch())["collected"][0]["completed"] == 8
+    for i, task_id in enumerate(batch):
+        scores = {c.key: c.score for c in check_grading_status(task_id).grade.criteria}
+        assert scores["thesis"] == i and scores["evidence"] == 10 - i, (i, scores)
+
+
+def test_a_broken_line_and_an_answer_that_does_not_fit_are_asked_again(
+    conn: psycopg.Connection, simulator: LLMSimulator
+) -> None:
+    task_ids = _jobs(5)
+    simulator.batches.config.corrupt_lines = 1  # the first output line: broken JSON
+    simulator.config.script = ["ok", "malformed"]  # the second line: an answer that is no JSON
+    asyncio.run(grade_pending_batch())
+    result = asyncio.run(grade_pending_batch())
+    counts = result["collected"][0]
+    assert (counts["completed"], counts["malformed"], counts["requeued"]) == (3, 1, 2)
+    assert result["sent"]["jobs"] == 2  # both asked again, in the next batch
+    simulator.batches.config.corrupt_lines = 0
+    assert asyncio.run(grade_pending_batch())["collected"][0]["completed"] == 2
+    assert set(_statuses(task_ids)) == {"completed"}
+    assert job_summary(conn)["completed_without_exactly_one_grade"] == 0

@@ -127,6 +127,16 @@ JOIN grader.submissions AS s ON s.submission_id = (t.input_data ->> 'submission_
 JOIN grader.rubrics AS r ON r.rubric_id = (t.input_data ->> 'rubric_id')::uuid
 WHERE t.task_id = %(task_id)s AND t.status = 'processing' AND t.attempts = %(attempt)s;
 
+-- name: load_submissions
+-- load_submission for many claimed jobs at once (a provider batch's): the jobs this attempt
+-- still owns, with their essays and rubrics.
+SELECT t.task_id, s.submission_id, s.essay, r.rubric_id, r.definition
+FROM unnest(%(task_ids)s::uuid[], %(attempts)s::int[]) AS j (task_id, attempt)
+JOIN grader.background_tasks AS t ON t.task_id = j.task_id AND t.attempts = j.attempt
+JOIN grader.submissions AS s ON s.submission_id = (t.input_data ->> 'submission_id')::uuid
+JOIN grader.rubrics AS r ON r.rubric_id = (t.input_data ->> 'rubric_id')::uuid
+WHERE t.status = 'processing';
+
 -- name: renew_lease
 -- The heartbeat: extends this attempt's lease; no row when the job is no longer ours.
 UPDATE grader.background_tasks
