@@ -9,10 +9,12 @@ shared and noisy: ratios mean more than seconds).
 3. throughput: grade_pending vs the same work without Prefect (asyncio, same pool, same
    client, same SQL), simulator at 0 ms and 1,000 ms, concurrency 50, 100, 200;
 4. result latency: commit of a grade to the waiting client seeing it, polling vs LISTEN;
-5. the weekly report over 1,000,000 jobs vs one percentile_cont query (bench/report_bench.py).
+5. the weekly report over 1,000,000 jobs vs one percentile_cont query (bench/report_bench.py);
+6. batch mode (`--only batch`): 10,000 jobs through grade-pending-batch (the provider's batch
+   time left out) vs the same jobs through grade_pending and through the bare asyncio loop.
 
-Writes bench/results/latest.json and bench/results/latest.md. Runs on a private embedded
-PostgreSQL and a model simulator in its own process.
+Writes bench/results/latest.json and bench/results/latest.md (with `--only S`: S.json, S.md).
+Runs on a private embedded PostgreSQL and a model simulator in its own process.
 """
 
 from __future__ import annotations
@@ -337,6 +339,110 @@ def _sim_config(port: int, config: dict) -> None:
     urllib.request.urlopen(request, timeout=5).read()
 
 
+# --- 6. batch mode ---------------------------------------------------------------------------
+
+
+def _jobs(mode: str) -> None:
+    """A pending job for every submission (setup, not measured)."""
+    with conn() as c:
+        c.execute(
+            "INSERT INTO grader.background_tasks (input_data, idempotency_key, grading_mode) "
+            "SELECT jsonb_build_object('submission_id', submission_id::text, "
+            "'rubric_id', rubric_id::text), submission_id::text, %s FROM grader.submissions",
+            (mode,),
+        )
+
+
+def _task_runs() -> int:
+    """Task runs the Prefect server knows of (its REST API's count), once the count has
+    settled: task runs reach the server as events, some seconds after they ran."""
+    request = urllib.request.Request(
+        os.environ["PREFECT_API_URL"] + "/task_runs/count",
+        data=b"{}",
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    counts = [-1]
+    while True:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            counts.append(int(answer.read()))
+        if counts[-1] == counts[-2]:
+            return counts[-1]
+        time.sleep(3)
+
+
+def _wait_for_provider(port: int) -> float:
+    """Waits (outside the measured time) until the simulator has answered every open batch;
+    the seconds it took."""
+    started = time.perf_counter()
+    url = f"http://127.0.0.1:{port}/v1/batches?limit=100"
+    while True:
+        with urllib.request.urlopen(url, timeout=600) as answer:
+            batches = json.loads(answer.read())["data"]
+        if all(b["status"] in ("completed", "failed", "expired", "cancelled") for b in batches):
+            return time.perf_counter() - started
+        time.sleep(0.5)
+
+
+def bench_batch(n: int, concurrency: int, sim_port: int, sim_pid: int) -> dict:
+    """Batch mode vs grade_pending vs the bare loop on n jobs, the simulator at 0 ms."""
+    from flows.batch import grade_pending_batch
+    from flows.grading import grade_pending
+    from grader.pricing import DEFAULT_PRICES, call_cost
+
+    _sim_config(sim_port, {"latency_ms": 0})
+    row: dict = {"jobs": n, "concurrency": concurrency, "priced_as": "gpt-4o-mini"}
+    for variant in ("baseline", "prefect", "batch"):
+        reset()
+        submissions(n)
+        _jobs("batch" if variant == "batch" else "now")
+        pids = _prefect_helpers({sim_pid})
+        runs0 = _task_runs()
+        cpu0, t0 = _cpu(pids), time.perf_counter()
+        provider_seconds = 0.0
+        if variant == "baseline":
+            graded = asyncio.run(_baseline_batch(n, concurrency))
+        elif variant == "prefect":
+            graded = asyncio.run(grade_pending(limit=n, concurrency=concurrency))["completed"]
+        else:
+            sent = asyncio.run(grade_pending_batch(limit=n))["sent"]
+            cpu_sent = _cpu(pids)
+            provider_seconds = _wait_for_provider(sim_port)  # the provider's time: left out
+            cpu_provider = _cpu(pids) - cpu_sent
+            collected = asyncio.run(grade_pending_batch(limit=n))["collected"]
+            graded = sum(c["completed"] for c in collected)
+            row["batch_sent"] = sent["jobs"]
+        seconds = time.perf_counter() - t0 - provider_seconds
+        cpu = _cpu(pids) - cpu0 - (cpu_provider if variant == "batch" else 0.0)
+        runs = _task_runs() - runs0
+        with conn() as c:
+            tokens = c.execute(
+                "SELECT coalesce(sum(prompt_tokens), 0) AS p, "
+                "coalesce(sum(completion_tokens), 0) AS c FROM grader.grades"
+            ).fetchone()
+        cost = call_cost(
+            "gpt-4o-mini", tokens["p"], tokens["c"], DEFAULT_PRICES, batch=variant == "batch"
+        )
+        row[variant] = {
+            "completed": graded,
+            "seconds": round(seconds, 2),
+            "jobs_per_s": round(graded / seconds, 2),
+            "cpu_ms_per_job": round(cpu / max(graded, 1) * 1000, 2),
+            "task_runs_per_1000": round(runs / max(graded, 1) * 1000, 1),
+            "usd_per_1000_essays": round((cost or 0) / max(graded, 1) * 1000, 4),
+        }
+        if variant == "batch":
+            row[variant]["provider_seconds_left_out"] = round(provider_seconds, 2)
+        print(f"  batch bench {variant}: {row[variant]}", flush=True)
+    row["cpu_ratio_batch_to_baseline"] = round(
+        row["batch"]["cpu_ms_per_job"] / row["baseline"]["cpu_ms_per_job"], 2
+    )
+    row["cpu_ratio_prefect_to_baseline"] = round(
+        row["prefect"]["cpu_ms_per_job"] / row["baseline"]["cpu_ms_per_job"], 2
+    )
+    return row
+
+
 # --- 4. result latency ------------------------------------------------------------------------
 
 
@@ -405,11 +511,66 @@ def _report_bench(jobs_count: int) -> dict:
 
 
 def markdown(result: dict) -> str:
-    t, s, r = result["trigger"], result["status"], result["result_latency"]
-    trig, base = t["start_grading_job"], t["baseline_insert"]
     lines = [
         "| figure | measured | baseline (same run) | ratio | target |",
         "|---|---|---|---|---|",
+    ]
+    if "trigger" in result:
+        lines += _trigger_lines(result["trigger"])
+    if "status" in result:
+        s = result["status"]
+        look, pk = s["check_grading_status"], s["baseline_pk_select"]
+        lines.append(
+            f"| status at {s['rows']:,} rows p50 / p99 | {look['p50_ms']} / {look['p99_ms']} ms "
+            f"| PK SELECT {pk['p50_ms']} / {pk['p99_ms']} ms "
+            f"| {look['p99_ms'] / pk['p99_ms']:.1f}x | p99 ≤ 5 ms |"
+        )
+    for row in result.get("throughput", []):
+        target = "≥ 0.8" if (row["latency_ms"], row["concurrency"]) == (1000, 50) else "curve"
+        flow, plain = row["prefect"], row["baseline"]
+        lines.append(
+            f"| throughput {row['jobs']} jobs, {row['latency_ms']} ms model, "
+            f"c={row['concurrency']} | {flow['jobs_per_s']} jobs/s "
+            f"({flow['cpu_ms_per_job']} CPU ms/job) | asyncio {plain['jobs_per_s']} jobs/s "
+            f"({plain['cpu_ms_per_job']} CPU ms/job) | {row['ratio']} | {target} |"
+        )
+    if "result_latency" in result:
+        notify, poll = (
+            result["result_latency"]["listen_notify"],
+            result["result_latency"]["polling_2s"],
+        )
+        lines.append(
+            f"| result latency, LISTEN/NOTIFY p50 / p99 | {notify['p50_ms']} / "
+            f"{notify['p99_ms']} ms | polling every 2 s: {poll['p50_ms']} / {poll['p99_ms']} ms "
+            f"| {notify['p99_ms'] / poll['p99_ms']:.3f} | ≤ 100 ms |"
+        )
+    rep = result.get("report", {})
+    if "report_seconds" in rep:
+        lines.append(
+            f"| report over {rep['jobs']:,} jobs | {rep['report_seconds']} s, "
+            f"{rep['report_peak_rss_mb']} MB peak "
+            f"| percentile_cont query {rep['sql_baseline_seconds']} s "
+            f"| {rep['ratio_report_to_sql']}x | ≤ 10 s, ≤ 1 GB |"
+        )
+    if "batch" in result:
+        b = result["batch"]
+        for variant, name in (("batch", "grade-pending-batch"), ("prefect", "grade-pending")):
+            v, base = b[variant], b["baseline"]
+            lines.append(
+                f"| {name}, {b['jobs']:,} jobs: CPU ms/job, task runs per 1,000, $ per 1,000 "
+                f"({b['priced_as']}) | {v['cpu_ms_per_job']}, {v['task_runs_per_1000']}, "
+                f"{v['usd_per_1000_essays']} ({v['seconds']} s) "
+                f"| asyncio {base['cpu_ms_per_job']}, 0, {base['usd_per_1000_essays']} "
+                f"({base['seconds']} s) "
+                f"| {v['cpu_ms_per_job'] / base['cpu_ms_per_job']:.2f}x CPU "
+                f"| {'≤ 2x CPU' if variant == 'batch' else 'baseline'} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _trigger_lines(t: dict) -> list[str]:
+    trig, base = t["start_grading_job"], t["baseline_insert"]
+    lines = [
         f"| trigger p50 / p99 | {trig['p50_ms']} / {trig['p99_ms']} ms "
         f"| INSERT … RETURNING {base['p50_ms']} / {base['p99_ms']} ms "
         f"| {trig['p99_ms'] / base['p99_ms']:.1f}x (p99) | p99 ≤ 5 ms |",
@@ -422,43 +583,24 @@ def markdown(result: dict) -> str:
             f"{t['start_grading_job']['p99_ms']} ms p99 | "
             f"{h['p99_ms'] / t['start_grading_job']['p99_ms']:.1f}x | p99 ≤ 20 ms |"
         )
-    look, pk = s["check_grading_status"], s["baseline_pk_select"]
-    lines.append(
-        f"| status at {s['rows']:,} rows p50 / p99 | {look['p50_ms']} / {look['p99_ms']} ms "
-        f"| PK SELECT {pk['p50_ms']} / {pk['p99_ms']} ms "
-        f"| {look['p99_ms'] / pk['p99_ms']:.1f}x | p99 ≤ 5 ms |"
-    )
-    for row in result["throughput"]:
-        target = "≥ 0.8" if (row["latency_ms"], row["concurrency"]) == (1000, 50) else "curve"
-        flow, plain = row["prefect"], row["baseline"]
-        lines.append(
-            f"| throughput {row['jobs']} jobs, {row['latency_ms']} ms model, "
-            f"c={row['concurrency']} | {flow['jobs_per_s']} jobs/s "
-            f"({flow['cpu_ms_per_job']} CPU ms/job) | asyncio {plain['jobs_per_s']} jobs/s "
-            f"({plain['cpu_ms_per_job']} CPU ms/job) | {row['ratio']} | {target} |"
-        )
-    notify, poll = r["listen_notify"], r["polling_2s"]
-    lines.append(
-        f"| result latency, LISTEN/NOTIFY p50 / p99 | {notify['p50_ms']} / {notify['p99_ms']} ms "
-        f"| polling every 2 s: {poll['p50_ms']} / {poll['p99_ms']} ms "
-        f"| {notify['p99_ms'] / poll['p99_ms']:.3f} | ≤ 100 ms |"
-    )
-    rep = result.get("report", {})
-    if "report_seconds" in rep:
-        lines.append(
-            f"| report over {rep['jobs']:,} jobs | {rep['report_seconds']} s, "
-            f"{rep['report_peak_rss_mb']} MB peak "
-            f"| percentile_cont query {rep['sql_baseline_seconds']} s "
-            f"| {rep['ratio_report_to_sql']}x | ≤ 10 s, ≤ 1 GB |"
-        )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="grader benchmarks")
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the bench")
+    parser.add_argument(
+        "--only",
+        choices=["status", "result_latency", "throughput", "trigger", "report", "batch"],
+        help="run one section",
+    )
+    parser.add_argument("--batch-jobs", type=int, default=10_000, help="jobs in section 6")
     args = parser.parse_args()
     quick = args.quick
+
+    def wanted(section: str) -> bool:
+        return args.only == section if args.only else section != "batch"
+
     started = time.monotonic()
     db.database_url(Settings.from_env())  # embedded server in the bench's private home, migrated
     sim_port = 8991
@@ -475,17 +617,28 @@ def main() -> int:
     server, api = _prefect_server_with_deployment()
     os.environ["PREFECT_API_URL"] = api
     try:
-        print("status lookup...", flush=True)
-        result["status"] = bench_status(20_000 if quick else 1_000_000, 200 if quick else 2000)
-        print("result latency...", flush=True)
-        result["result_latency"] = bench_result_latency(5 if quick else 20)
-        print("throughput...", flush=True)
-        result["throughput"] = bench_throughput(
-            100 if quick else 2000, [0, 1000], [50] if quick else [50, 100, 200], sim_port, sim.pid
-        )
-        print("trigger latency...", flush=True)
-        os.environ.pop("PREFECT_API_URL")
-        result["trigger"] = bench_trigger(200 if quick else 2000, 100 if quick else 500, api)
+        if wanted("status"):
+            print("status lookup...", flush=True)
+            result["status"] = bench_status(20_000 if quick else 1_000_000, 200 if quick else 2000)
+        if wanted("result_latency"):
+            print("result latency...", flush=True)
+            result["result_latency"] = bench_result_latency(5 if quick else 20)
+        if wanted("throughput"):
+            print("throughput...", flush=True)
+            result["throughput"] = bench_throughput(
+                100 if quick else 2000,
+                [0, 1000],
+                [50] if quick else [50, 100, 200],
+                sim_port,
+                sim.pid,
+            )
+        if wanted("batch"):
+            print("batch mode...", flush=True)
+            result["batch"] = bench_batch(200 if quick else args.batch_jobs, 50, sim_port, sim.pid)
+        if wanted("trigger"):
+            print("trigger latency...", flush=True)
+            os.environ.pop("PREFECT_API_URL")
+            result["trigger"] = bench_trigger(200 if quick else 2000, 100 if quick else 500, api)
     finally:
         os.killpg(sim.pid, 15)
         os.killpg(server.pid, 15)
@@ -494,16 +647,18 @@ def main() -> int:
         from grader.db import stop_embedded
 
         stop_embedded(Settings.from_env())
-    print("report...", flush=True)
-    result["report"] = _report_bench(20_000 if quick else 1_000_000)
+    if wanted("report"):
+        print("report...", flush=True)
+        result["report"] = _report_bench(20_000 if quick else 1_000_000)
     result["seconds"] = round(time.monotonic() - started, 1)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "latest.json").write_text(json.dumps(result, indent=2, default=str))
+    name = args.only or "latest"
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
     table = markdown(result)
-    (out / "latest.md").write_text(table)
+    (out / f"{name}.md").write_text(table)
     print(table)
-    print(f"bench took {result['seconds']}s; results in {out}/latest.json and latest.md")
+    print(f"bench took {result['seconds']}s; results in {out}/{name}.json and {name}.md")
     return 0
 
 
