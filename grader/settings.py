@@ -61,6 +61,19 @@ def _review_rule(raw: str) -> tuple[str, ...]:
     return parts
 
 
+RECHECK_MODES = ("off", "extreme", "always")
+
+
+def _recheck(raw: str) -> str:
+    """GRADER_RECHECK: when a grade is graded again with the passages that seem to address the
+    grader set aside (grader/recheck.py): `off`, `extreme` (the default: a grade at or above
+    GRADER_RECHECK_SHARE of the maximum, or with a criterion at full marks) or `always`."""
+    mode = raw.strip() or "extreme"
+    if mode not in RECHECK_MODES:
+        raise ConfigError(f"GRADER_RECHECK must be off, extreme or always, got {raw!r}")
+    return mode
+
+
 def _pause_after(raw: str | None) -> tuple[str, float] | None:
     """GRADER_TEST_PAUSE_AFTER=step:seconds: the one test hook in the production path. The crash
     tests kill a worker exactly between two grading steps; no model behaviour can hold a job
@@ -118,6 +131,9 @@ class Settings:
     disagreement_points: int = 2  # samples further apart than this flag the grade for review
     anchor_tokens: int = 3000  # most prompt tokens (estimated) the rubric's anchor essays take
     review_rule: tuple[str, ...] = ()  # zero and/or full: such scores send a grade to review
+    recheck: str = "extreme"  # off, extreme or always: see grader/recheck.py
+    recheck_share: float = 0.8  # extreme: a total at or above this share of the maximum
+    recheck_points: int = 0  # a regrade this much lower goes to review; 0: 15% of the maximum
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -149,6 +165,9 @@ class Settings:
             disagreement_points=_env_int(env, "GRADER_DISAGREEMENT_POINTS", 2),
             anchor_tokens=_env_int(env, "GRADER_ANCHOR_TOKENS", 3000),
             review_rule=_review_rule(env.get("GRADER_REVIEW_RULE", "")),
+            recheck=_recheck(env.get("GRADER_RECHECK", "")),
+            recheck_share=_env_float(env, "GRADER_RECHECK_SHARE", 0.8),
+            recheck_points=_env_int(env, "GRADER_RECHECK_POINTS", 0),
         )
 
     def require_model(self) -> None:
@@ -188,6 +207,9 @@ class Settings:
             "model retries": str(self.model_retries),
             "model rpm": str(self.model_rpm or "no limit"),
             "prices": self.prices_file or "built-in table",
+            "recheck": self.recheck
+            if self.recheck != "extreme"
+            else f"extreme (from {self.recheck_share:.0%} of the maximum or any full marks)",
             "worker id": self.worker_id,
         }
 
