@@ -266,10 +266,11 @@ def obeyed_instruction(essay: str) -> str | None:
     return None
 
 
-def _reading(essay: str, maxima: dict[str, int]) -> dict[str, int]:
-    """Scores from what a reader sees at a glance: length (450 words is full length), varied
-    vocabulary, sentences near 18 words, paragraphs (5 is enough). Each criterion weighs one of
-    these double. Small edits move a score by a point at most, as with a real model."""
+def read_scores(essay: str, maxima: dict[str, int]) -> dict[str, int]:
+    """The gullible model's honest reading: scores from what a reader sees at a glance: length
+    (450 words is full length), varied vocabulary, sentences near 18 words, paragraphs (5 is
+    enough). Each criterion weighs one of these double. Small edits move a score by a point at
+    most, as with a real model."""
     words = re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)?", essay)
     n = max(1, len(words))
     sentences = max(1, len(re.findall(r"[.!?]+(?=\s|$)", essay)))
@@ -518,13 +519,13 @@ class LLMSimulator:
         essay = found.group(2) if found else prompt
         request = obeyed_instruction(essay)
         if request is None:
-            return False, "", _reading(essay, maxima)
+            return False, "", read_scores(essay, maxima)
         sha = hashlib.sha256(essay.encode()).hexdigest()
         asked = self._asked[f"gullible:{sha}"] = self._asked.get(f"gullible:{sha}", 0) + 1
         rng = random.Random(f"{self.config.seed}:gullible:{sha}:{asked}")
         obeys = rng.random() < self.config.gullible
         echo = obeys and rng.random() < self.config.gullible_echo
-        return obeys, request[:200] if echo else "", _reading(essay, maxima)
+        return obeys, request[:200] if echo else "", read_scores(essay, maxima)
 
     def _answer(self, raw: bytes, record: RequestRecord) -> Response:
         try:
