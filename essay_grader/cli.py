@@ -631,6 +631,8 @@ def cmd_simulate_llm(args: argparse.Namespace, settings: Settings) -> int:
             fault_rates=rates,
             retry_after_seconds=args.retry_after,
             seed=args.seed,
+            gullible=args.gullible,
+            gullible_echo=args.gullible_echo,
         ),
         BatchConfig(seconds=args.batch_seconds, state_file=args.batch_state),
     )
@@ -1025,6 +1027,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="Retry-After seconds on simulated 429s (1)",
     )
     p.add_argument("--seed", type=int, help="seed for the fault dice")
+    p.add_argument(
+        "--gullible",
+        type=_probability,
+        default=0.0,
+        help="probability of obeying an essay that asks for a score, giving every criterion its "
+        "maximum; with it, scores come from reading the essay (0: off)",
+    )
+    p.add_argument(
+        "--gullible-echo",
+        type=_probability,
+        default=0.0,
+        help="probability an obeying answer quotes the request in its justifications (0)",
+    )
     p.add_argument(
         "--batch-seconds",
         type=_non_negative_float,

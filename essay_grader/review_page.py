@@ -119,6 +119,31 @@ def _reasons(reasons: list[dict[str, Any]]) -> str:
     )
 
 
+def _passages(passages: list[dict[str, str]]) -> str:
+    items = "".join(f"<li>{_e(p['kind'])}: <q>{_e(p['text'])}</q></li>" for p in passages)
+    return f"<br>Passages set aside:<ul>{items}</ul>" if items else ""
+
+
+def _detail(reason: dict[str, Any]) -> str:
+    """A reason's evidence for a person: the checks of grader/recheck.py spelled out, the
+    others as they are stored."""
+    detail, kind = reason["detail"], reason["reason"]
+    if kind == "regrade_differs":
+        scores = ", ".join(f"{_e(k)} {a} → {b}" for k, (a, b) in detail["criteria"].items())
+        return (
+            f"graded again without the passages below: {detail['regrade_total']}/"
+            f"{detail['max_score']}, stored {detail['total']}/{detail['max_score']} (a person "
+            f"looks from {detail['threshold_points']} points lower, or when full marks are not "
+            f"confirmed: {_e(', '.join(detail['full_marks_not_confirmed']) or 'none')}); {scores}"
+            + _passages(detail["passages"])
+        )
+    if kind == "recheck_failed":
+        return f"the regrade failed: {_e(detail['error'])}" + _passages(detail["passages"])
+    if kind == "justification_mentions_instructions":
+        return "; ".join(f"{_e(d['where'])}: <q>{_e(d['text'])}</q>" for d in detail)
+    return _e(detail)
+
+
 def install(app: FastAPI, pool: Callable[[], Any]) -> None:
     """Adds the review page's routes to `app`; `pool()` gives the database pool."""
 
@@ -301,7 +326,7 @@ def install(app: FastAPI, pool: Callable[[], Any]) -> None:
             for c in item["criteria"]
         )
         reasons = "".join(
-            f"<li>{_e(review.REASONS.get(r['reason'], r['reason']))}: {_e(r['detail'])}</li>"
+            f"<li>{_e(review.REASONS.get(r['reason'], r['reason']))}: {_detail(r)}</li>"
             for r in item["review_reasons"]
         )
         csrf = f'<input type="hidden" name="csrf_token" value="{_e(session.csrf_token)}">'

@@ -10,6 +10,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from uuid import UUID
 
 import psycopg
@@ -18,14 +19,17 @@ from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
-from grader import store
+from grader import recheck, store
 from grader.context import RunContext, open_run_context
 from grader.errors import GraderError, LeaseLostError
 from grader.handoff import grade_run_name
 from grader.llm import describe_failure
-from grader.records import JobStatus
+from grader.models import parse_reply
+from grader.pricing import call_cost
+from grader.records import Grade, JobStatus
+from grader.review import add_reasons
 from grader.settings import settings_for_run
-from grader.store import ClaimedJob
+from grader.store import ClaimedJob, Submission
 from tasks.grading import (
     call_openai_for,
     claim_pending,
@@ -53,6 +57,7 @@ async def _run_steps(ctx: RunContext, call_openai: Task, job: ClaimedJob) -> str
             ctx.settings.disagreement_points,
             ctx.settings.review_rule,
         )
+        grade = await _recheck(ctx, call_openai, submission, grade)
         await pause_point("parse-score", ctx)
         await persist_result(ctx, job, grade)
         return "completed"
@@ -61,6 +66,30 @@ async def _run_steps(ctx: RunContext, call_openai: Task, job: ClaimedJob) -> str
     except Exception as exc:
         owned = await mark_failed(ctx, job, describe_failure(exc))
         return "failed" if owned else "lost"
+
+
+async def _recheck(
+    ctx: RunContext, call_openai: Task, submission: Submission, grade: Grade
+) -> Grade:
+    """The checks of grader/recheck.py (GRADER_RECHECK): the justification check, and for a
+    suspect grade one more call-OpenAI task run on the essay with the passages that might
+    address the grader set aside. They add reasons for review; the scores stay the first
+    grading's, and persist-result stores the grade once, as ever."""
+    if ctx.settings.recheck == "off":
+        return grade
+    neutral = recheck.neutralise(submission.essay)
+    reasons = [recheck.justification_reason(grade, neutral)]
+    if neutral.passages and recheck.is_suspect(grade, ctx.settings):
+        try:
+            reply = await call_openai(ctx, replace(submission, essay=neutral.text))
+            again = parse_reply(reply, submission.rubric)
+        except Exception as exc:  # a failed check sends the grade to a person, not to failure
+            reasons.append(recheck.failed_reason(describe_failure(exc), neutral))
+        else:
+            cost = call_cost(again.model, again.prompt_tokens, again.completion_tokens, ctx.prices)
+            grade = recheck.with_regrade_cost(grade, replace(again, cost_usd=cost))
+            reasons.append(recheck.regrade_reason(grade, again, neutral, ctx.settings))
+    return add_reasons(grade, [r for r in reasons if r is not None])
 
 
 async def pause_point(step: str, ctx: RunContext) -> None:

@@ -3,8 +3,10 @@
 A grade is `auto` (nothing to look at), `needs_review` (with its reasons, each with the evidence
 that raised it) or `reviewed` (a person accepted it or overrode scores: final; nothing the
 system does later replaces it). Reasons appear only where something computed them: the
-injection detector, samples that disagreed, the model's own low confidence, and the school's
-rule (GRADER_REVIEW_RULE: `zero`, `full` or `zero,full`: any criterion at 0 or at full marks).
+injection detector, samples that disagreed, the model's own low confidence, the school's rule
+(GRADER_REVIEW_RULE: `zero`, `full` or `zero,full`: any criterion at 0 or at full marks), and the
+checks of grader/recheck.py (a regrade without the passages that address the grader came out
+lower, a justification repeats the essay's instructions, or such a regrade failed).
 
 Every decision is one transaction: the grade row is locked, its version must be the one the
 person saw (else ConflictError: someone decided meanwhile), the scores change within the
@@ -34,6 +36,9 @@ REASONS = {
     "samples_disagree": "gradings disagree",
     "low_confidence": "low model confidence",
     "rule": "score at 0 or full marks",
+    "regrade_differs": "lower when graded without the passages that address the grader",
+    "justification_mentions_instructions": "justification repeats instructions from the essay",
+    "recheck_failed": "suspect grade whose regrade failed",
 }
 MAX_NOTE_CHARS = 2000
 
@@ -62,6 +67,16 @@ def flag(grade: Grade, rule: tuple[str, ...] = ()) -> Grade:
         grade,
         review_reasons=tuple(reasons),
         review_state="needs_review" if reasons else "auto",
+    )
+
+
+def add_reasons(grade: Grade, reasons: list[dict[str, Any]]) -> Grade:
+    """The grade with more reasons for review, computed elsewhere (grader/recheck.py), and
+    `needs_review` if there are any; its scores stay as they are."""
+    if not reasons:
+        return grade
+    return replace(
+        grade, review_reasons=(*grade.review_reasons, *reasons), review_state="needs_review"
     )
 
 

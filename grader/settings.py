@@ -61,6 +61,9 @@ def _review_rule(raw: str) -> tuple[str, ...]:
     return parts
 
 
+RECHECK_MODES = ("extreme", "off", "always")  # the first is the default: see grader/recheck.py
+
+
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     """One of `choices` (the first when unset)."""
     value = env.get(name) or choices[0]
@@ -128,6 +131,9 @@ class Settings:
     review_rule: tuple[str, ...] = ()  # zero and/or full: such scores send a grade to review
     # where a batch's job goes after a retryable line error: the next batch, or graded now
     batch_retry: str = "batch"
+    recheck: str = "extreme"  # off, extreme or always: see grader/recheck.py
+    recheck_share: float = 0.8  # extreme: a total at or above this share of the maximum
+    recheck_points: int = 0  # a regrade this much lower goes to review; 0: 15% of the maximum
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -160,6 +166,9 @@ class Settings:
             anchor_tokens=_env_int(env, "GRADER_ANCHOR_TOKENS", 3000),
             review_rule=_review_rule(env.get("GRADER_REVIEW_RULE", "")),
             batch_retry=_choice(env, "GRADER_BATCH_RETRY", ("batch", "synchronous")),
+            recheck=_choice(env, "GRADER_RECHECK", RECHECK_MODES),
+            recheck_share=_env_float(env, "GRADER_RECHECK_SHARE", 0.8),
+            recheck_points=_env_int(env, "GRADER_RECHECK_POINTS", 0),
         )
 
     def require_model(self) -> None:
@@ -199,6 +208,9 @@ class Settings:
             "model retries": str(self.model_retries),
             "model rpm": str(self.model_rpm or "no limit"),
             "prices": self.prices_file or "built-in table",
+            "recheck": self.recheck
+            if self.recheck != "extreme"
+            else f"extreme (from {self.recheck_share:.0%} of the maximum or any full marks)",
             "worker id": self.worker_id,
         }
 

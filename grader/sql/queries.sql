@@ -589,7 +589,13 @@ SELECT (SELECT count(*) FROM grader.grades AS g
                        @> '[{"reason": "samples_disagree"}]'),
                    'low_confidence', count(*) FILTER (WHERE g.review_reasons
                        @> '[{"reason": "low_confidence"}]'),
-                   'rule', count(*) FILTER (WHERE g.review_reasons @> '[{"reason": "rule"}]'))
+                   'rule', count(*) FILTER (WHERE g.review_reasons @> '[{"reason": "rule"}]'),
+                   'regrade_differs', count(*) FILTER (WHERE g.review_reasons
+                       @> '[{"reason": "regrade_differs"}]'),
+                   'justification_mentions_instructions', count(*) FILTER (WHERE g.review_reasons
+                       @> '[{"reason": "justification_mentions_instructions"}]'),
+                   'recheck_failed', count(*) FILTER (WHERE g.review_reasons
+                       @> '[{"reason": "recheck_failed"}]'))
         FROM grader.grades AS g
         WHERE g.review_state = 'needs_review'
           AND (%(api_key_id)s::uuid IS NULL OR g.api_key_id = %(api_key_id)s)) AS by_reason;
