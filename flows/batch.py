@@ -30,7 +30,7 @@ from prefect.artifacts import acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.grading import pause_point
+from flows.grading import pause_point, recheck_grade
 from grader import batching, budget, store
 from grader.context import RunContext, open_run_context
 from grader.db import connect
@@ -41,6 +41,7 @@ from grader.models import ModelReply, check_essay, parse_reply
 from grader.pricing import call_cost
 from grader.review import flag
 from grader.settings import settings_for_run
+from tasks.grading import call_openai_for
 
 METADATA_KEY = "grader_batch_ref"
 FINAL = ("completed", "expired", "failed", "cancelled")
@@ -138,6 +139,7 @@ async def collect_batch(ctx: RunContext, ref: UUID, provider_batch_id: str) -> d
         return provider
     with connect(ctx.settings) as conn:
         held = {batching.custom_id(j): j for j in batching.jobs(conn, ref)}
+    call_openai = call_openai_for(ctx.settings)
     counts = {**provider, "completed": 0, "failed": 0, "requeued": 0, "stale": 0, "malformed": 0}
     holder = replace(ctx.settings, worker_id=f"batch:{ref}")
     versions: dict[UUID, str] = {}  # prompt version by rubric
@@ -192,7 +194,11 @@ async def collect_batch(ctx: RunContext, ref: UUID, provider_batch_id: str) -> d
                 ),
                 injection_signals=detect_injection(submission.essay),
             )
-            await store.complete_task(ctx.pool, job, flag(grade, ctx.settings.review_rule))
+            # the same checks as a synchronous grade: a suspect one is graded again, at once
+            grade = await recheck_grade(
+                ctx, call_openai, submission, flag(grade, ctx.settings.review_rule)
+            )
+            await store.complete_task(ctx.pool, job, grade)
             counts["completed"] += 1
             if counts["completed"] == 1:
                 await pause_point("batch-store", ctx)

@@ -57,7 +57,7 @@ async def _run_steps(ctx: RunContext, call_openai: Task, job: ClaimedJob) -> str
             ctx.settings.disagreement_points,
             ctx.settings.review_rule,
         )
-        grade = await _recheck(ctx, call_openai, submission, grade)
+        grade = await recheck_grade(ctx, call_openai, submission, grade)
         await pause_point("parse-score", ctx)
         await persist_result(ctx, job, grade)
         return "completed"
@@ -68,7 +68,7 @@ async def _run_steps(ctx: RunContext, call_openai: Task, job: ClaimedJob) -> str
         return "failed" if owned else "lost"
 
 
-async def _recheck(
+async def recheck_grade(
     ctx: RunContext, call_openai: Task, submission: Submission, grade: Grade
 ) -> Grade:
     """The checks of grader/recheck.py (GRADER_RECHECK): the justification check, and for a

@@ -21,6 +21,7 @@ from reports.render import summary_paragraph
 from reports.weekly import build_report, make_window
 from tests.conftest import run_cli
 from tests.test_crash_recovery import job_summary, kill_9, start_grader, wait_for
+from tests.test_recheck import ATTACKED
 
 
 def _jobs(n: int, mode: str = "batch") -> list:
@@ -283,3 +284,19 @@ def test_a_broken_line_and_an_answer_that_does_not_fit_are_asked_again(
     assert asyncio.run(grade_pending_batch())["collected"][0]["completed"] == 2
     assert set(_statuses(task_ids)) == {"completed"}
     assert job_summary(conn)["completed_without_exactly_one_grade"] == 0
+
+
+def test_a_batch_grade_the_essay_talked_up_goes_to_review_like_a_synchronous_one(
+    conn: psycopg.Connection, simulator: LLMSimulator
+) -> None:
+    simulator.config.gullible = 1.0  # a model that obeys the essay's request for a score
+    (task_id,) = [start_grading_job(submit_essay(ATTACKED), mode="batch")]
+    asyncio.run(grade_pending_batch())
+    assert asyncio.run(grade_pending_batch())["collected"][0]["completed"] == 1
+    grade = check_grading_status(task_id).grade
+    assert grade.total_score == grade.max_score  # stored as the model gave it ...
+    assert grade.review_state == "needs_review"  # ... and sent to a person, with the regrade
+    (reason,) = [r for r in grade.review_reasons if r["reason"] == "regrade_differs"]
+    assert reason["detail"]["regrade_total"] < grade.max_score
+    # one batch line and one synchronous regrade; the grade's cost counts both
+    assert len(simulator.requests) == 2 and grade.model_attempts == 2
