@@ -29,7 +29,7 @@ import base64
 import binascii
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -62,6 +62,9 @@ SIGNALS: MappingProxyType[str, str] = MappingProxyType(
         "developer mode, a persona with no rules",
         "off_task_instructions": "instructions about the reader's own response: 'in your "
         "response...', 'respond only with', 'print ...', 'reveal your system prompt'",
+        "instructions_to_model": "several hints of orders to a model close together: an AI "
+        "named, 'your response', 'you will respond', 'from now on', a persona, 'never refuses', "
+        "'I want you to act as', 'if you understand, say...'",
     }
 )
 
@@ -110,6 +113,8 @@ def _compile(pattern: str) -> str:
 
 
 _RULES_LIST: list[_Rule] = []
+# (rule, kind, weight): weak hints of instructions to a model, which only count together
+_HINTS_LIST: list[tuple[_Rule, str, int]] = []
 
 
 def _rule(
@@ -120,20 +125,23 @@ def _rule(
     lead: bool = False,
     check: Callable[[str, int, int], bool] | None = None,
     lookback: int = 160,
+    hint: tuple[str, int] | None = None,
 ) -> None:
     if signal not in SIGNALS:
         raise AssertionError(f"unknown signal {signal}")
-    _RULES_LIST.append(
-        _Rule(
-            signal,
-            tuple(anchors),
-            re.compile(_compile(pattern)),
-            re.compile(rf"(?:{_compile(before)})\Z") if before is not None else None,
-            lead,
-            check,
-            lookback,
-        )
+    rule = _Rule(
+        signal,
+        tuple(anchors),
+        re.compile(_compile(pattern)),
+        re.compile(rf"(?:{_compile(before)})\Z") if before is not None else None,
+        lead,
+        check,
+        lookback,
     )
+    if hint is None:
+        _RULES_LIST.append(rule)
+    else:
+        _HINTS_LIST.append((rule, *hint))
 
 
 _LEAD_RX = re.compile(
@@ -1097,6 +1105,174 @@ _rule(
     check=_used,
 )
 
+# -- instructions_to_model: weak hints that a passage gives a model its orders. Each alone is
+# ordinary in an essay ("you should consider...", "your answer is wrong", an essay about
+# chatbots); several kinds together within _HINT_WINDOW characters are a prompt. A kind counts
+# once, with its weight; strong kinds weigh 2, _HINT_THRESHOLD needs two of them or one and
+# two weak ones.
+_HINT_WINDOW = 600
+_HINT_THRESHOLD = 4
+_SUPPORT_BEFORE_RX = re.compile(r"(?:support|justify|explain|defend)\s+\Z")
+
+
+def _not_after_support(text: str, start: int, end: int) -> bool:
+    # "support your response with reasons" is how essay prompts end; not an order to a model
+    return _SUPPORT_BEFORE_RX.search(text, max(0, start - 12), start) is None
+
+
+_rule(
+    "instructions_to_model",
+    ("ai", "llm", "chat", "gpt", "language", "assistant", "openai"),
+    r"(?:chat\s?gpt|gpt(?:-?\d)?|ai|llm|language model|assistant|chatbot|openai)\b",
+    hint=("names_ai", 1),
+)
+_rule(
+    "instructions_to_model",
+    ("your",),
+    r"your (?:response|answer|reply|output|replies)s?\b",
+    check=_not_after_support,
+    hint=("your_output", 2),
+)
+_rule(
+    "instructions_to_model",
+    ("you",),
+    r"you(?: will|'ll| must| shall| are to| are going to|'re going to| need to| have to) (?:always "
+    r"|never |only |now |also |not )?(?:respond|reply|output|generate|act|pretend|simulate|"
+    r"roleplay|refuse|obey|comply|answer (?:me|as|in|with|only|every|all|any)|stay in|remain in|"
+    r"pose as|emulate|impersonate|play the)\b",
+    hint=("you_will_respond", 2),
+)
+_rule(
+    "instructions_to_model",
+    ("from", "for"),
+    r"from (?:now|this (?:point|moment))\b|for the rest of (?:this|our|the) (?:conversation|chat|"
+    r"session)",
+    hint=("from_now_on", 2),
+)
+_rule(
+    "instructions_to_model",
+    ("stay", "remain", "break", "out", "assume", "adopt", "take", "your"),
+    r"(?:(?:stay|remain|break)(?:ing)? (?:in |out of )?character|out of character|(?:assume|adopt|"
+    r"take on) (?:the |a |an )?(?:persona|role|identity)|your (?:new )?persona)\b",
+    hint=("persona", 2),
+)
+_rule(
+    "instructions_to_model",
+    (
+        "act",
+        "pretend",
+        "pose",
+        "emulate",
+        "impersonate",
+        "simulate",
+        "transform",
+        "personify",
+        "roleplay",
+        "role",
+        "play",
+        "become",
+    ),
+    r"(?:act as|act like|pretend to be|pose as|emulate|impersonate|simulate|transform into|"
+    r"personify|roleplay as|role-play as|play the role of|become) ",
+    lead=True,
+    hint=("persona", 2),
+)
+_rule(
+    "instructions_to_model",
+    ("you",),
+    r"you(?:'re| are) now ",
+    hint=("you_are_now", 1),
+)
+_rule(
+    "instructions_to_model",
+    ("always", "only", "do", "don", "never", "respond", "reply", "answer"),
+    r"(?:(?:always|only|do not|don't|never) )?(?:respond|reply|answer) (?:as|in|with|only|to "
+    r"(?:every|each|all|my|any))\b",
+    lead=True,
+    hint=("respond_how", 2),
+)
+_rule(
+    "instructions_to_model",
+    ("never", "without", "no", "uncensored", "amoral"),
+    r"never (?:refuses?|declines?|denies|deny|rejects?)\b|without (?:any )?(?:warnings?|"
+    r"disclaimers?|refusals?|censorship|restrictions|limitations|filters?)\b|no (?:restrictions|"
+    r"limits|filters|censorship|limitations)\b|uncensored|amoral",
+    hint=("no_limits", 2),
+)
+_rule(
+    "instructions_to_model",
+    ("conversation", "chat", "session", "user", "prompt"),
+    r"(?:conversation|chat|session|users?|prompts?)\b",
+    before=r"(?:this|the|every|each|my) ",
+    lookback=8,
+    hint=("conversation", 1),
+)
+_rule(
+    "instructions_to_model",
+    ("i", "your"),
+    r"i(?: want|'d like| would like| need) you to (?:act|pretend|respond|reply|answer|be|become|"
+    r"simulate|play|write|generate|create|provide|only|always|never)\b|your (?:task|job|role|goal|"
+    r"purpose|mission)(?: as \S+)? (?:is|will be) to (?:act|respond|reply|answer|write|generate|"
+    r"create|provide|simulate|play|transform)\b",
+    hint=("task_for_you", 2),
+)
+_rule(
+    "instructions_to_model",
+    ("tell", "answer", "explain", "can"),
+    r"(?:tell me|answer the following|explain to me|can you (?:please )?(?:provide|give|show|tell|"
+    r"write|explain|help|create|generate|list))\b",
+    lead=True,
+    hint=("asks_the_reader", 1),
+)
+_rule(
+    "instructions_to_model",
+    ("if", "confirm"),
+    r"if you understand|confirm (?:that you|by (?:saying|replying|answering))",
+    hint=("confirm", 2),
+)
+_rule(
+    "instructions_to_model",
+    ("do",),
+    r"do you understand",
+    hint=("asks_understood", 1),
+)
+_rule(
+    "instructions_to_model",
+    (
+        "write",
+        "create",
+        "compose",
+        "draft",
+        "generate",
+        "provide",
+        "list",
+        "describe",
+        "explain",
+        "translate",
+        "summari",
+        "develop",
+        "produce",
+        "suggest",
+        "outline",
+        "modify",
+        "rewrite",
+        "enhance",
+        "include",
+    ),
+    r"(?:write|create|compose|draft|generate|provide|list|describe|explain|translate|summari[sz]e|"
+    r"develop|produce|suggest|outline|modify|rewrite|enhance|include)\b",
+    lead=True,
+    hint=("task", 1),
+)
+_rule(
+    "instructions_to_model",
+    ("human", "user", "ai", "assistant", "gpt", "chatgpt", "bot"),
+    r"(?:human|user|ai|assistant|gpt|chatgpt|bot)\s?:",
+    before=_LINE_START + r"|\s\s",
+    lookback=40,
+    hint=("transcript", 1),
+)
+
 # ... and in scripts without spaces between words or outside Latin (ru, zh, ja, ko): searched
 # over the whole text, only when it has such letters
 _NON_LATIN_RX = re.compile("[\u0400-\u04ff\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af]")
@@ -1144,6 +1320,7 @@ _NON_LATIN_RULES = (
 
 
 _RULES = tuple(_RULES_LIST)
+_HINTS = tuple(_HINTS_LIST)
 
 
 def _alternation(words: Iterable[str]) -> str:
@@ -1157,8 +1334,9 @@ def _alternation(words: Iterable[str]) -> str:
     )
 
 
-_WORD_ANCHORS = frozenset(a for rule in _RULES for a in rule.anchors if a[0].isalnum())
-_CHAR_ANCHORS = frozenset(a for rule in _RULES for a in rule.anchors if not a[0].isalnum())
+_ALL_RULES = (*_RULES, *(rule for rule, _, _ in _HINTS))
+_WORD_ANCHORS = frozenset(a for rule in _ALL_RULES for a in rule.anchors if a[0].isalnum())
+_CHAR_ANCHORS = frozenset(a for rule in _ALL_RULES for a in rule.anchors if not a[0].isalnum())
 if any(len(a) != 1 for a in _CHAR_ANCHORS):
     raise AssertionError("anchors that do not start a word must be single characters")
 # a matched anchor word also counts for the shorter anchors it starts with ("grader": "grade")
@@ -1195,7 +1373,8 @@ def _mid_word(text: str, start: int) -> bool:
     return start > 0 and text[start].isalnum() and text[start - 1].isalnum()
 
 
-def _fires(rule: _Rule, text: str, anchors: dict[str, list[int]]) -> bool:
+def _matches(rule: _Rule, text: str, anchors: dict[str, list[int]]) -> Iterator[int]:
+    """Where the rule matches (the start of its look-back, or its anchor)."""
     for anchor in rule.anchors:
         for pos in anchors[anchor]:
             m = rule.pattern.match(text, pos)
@@ -1212,7 +1391,29 @@ def _fires(rule: _Rule, text: str, anchors: dict[str, list[int]]) -> bool:
             if rule.lead and not _has_lead(text, start):
                 continue
             if rule.check is None or rule.check(text, start, m.end()):
-                return True
+                yield start
+
+
+def _fires(rule: _Rule, text: str, anchors: dict[str, list[int]]) -> bool:
+    return next(_matches(rule, text, anchors), None) is not None
+
+
+def _hints_add_up(text: str, anchors: dict[str, list[int]]) -> bool:
+    """Whether hints of distinct kinds within _HINT_WINDOW characters weigh _HINT_THRESHOLD."""
+    found = sorted(
+        (start, kind, weight)
+        for rule, kind, weight in _HINTS
+        for start in _matches(rule, text, anchors)
+    )
+    first = 0
+    for last, (start, _, _) in enumerate(found):
+        while start - found[first][0] > _HINT_WINDOW:
+            first += 1
+        kinds: dict[str, int] = {}
+        for _, kind, weight in found[first : last + 1]:
+            kinds[kind] = max(weight, kinds.get(kind, 0))
+        if sum(kinds.values()) >= _HINT_THRESHOLD:
+            return True
     return False
 
 
@@ -1374,6 +1575,8 @@ def detect_injection(essay: str) -> tuple[str, ...]:
     for rule in _RULES:
         if rule.signal not in found and _fires(rule, folded, anchors):
             found.add(rule.signal)
+    if _hints_add_up(folded, anchors):
+        found.add("instructions_to_model")
     if not folded.isascii() and _NON_LATIN_RX.search(folded):
         for signal, rx in _NON_LATIN_RULES:
             if signal not in found and rx.search(folded):
