@@ -940,12 +940,15 @@ _rule(
     ("your",),
     r"your (?:response|reply|answer|output|code|solution|implementation|summary|responses|"
     r"replies|answers|message|algorithm|codebase|logic)\b",
+    # verbs that shape or change what the reader writes ("support your response" is not one)
     before=r"(?:end|begin|start|encode|translate|format|write|prefix|conclude|sign|close|finish|"
     r"integrate|incorporate|add|include|embed|insert|append|augment|enrich|ensure|fuse|blend|"
-    r"absorb|weave|merge|put|provide|present|give|deliver|render|infuse) (?:\S+ ){0,8}?",
+    r"absorb|weave|merge|put|provide|present|give|deliver|render|infuse|modify|enhance|alter|"
+    r"adjust|tweak|rewrite|rephrase|rearrange|scramble|jumble|shuffle|reverse|remove|omit|group|"
+    r"limit|restrict|shorten|capitali[sz]e|replace|substitute) (?:\S+ ){0,14}?",
     lead=True,
     check=_used,
-    lookback=120,
+    lookback=200,
 )
 _rule(
     "off_task_instructions",
@@ -1383,12 +1386,17 @@ def _matches(rule: _Rule, text: str, anchors: dict[str, list[int]]) -> Iterator[
             start = pos
             if rule.before is not None:
                 b = rule.before.search(text, max(0, pos - rule.lookback), pos)
-                # (a word-start check here rather than in the pattern lets the regex engine
-                # skip ahead to the look-back's first word)
-                if b is None or _mid_word(text, b.start()):
+                # the look-back must start a word, and follow a lead when the rule needs one;
+                # the leftmost start may not ("attend" holds "end"), a later one may. (The
+                # checks here rather than in the pattern let the regex engine skip ahead.)
+                while b is not None and (
+                    _mid_word(text, b.start()) or (rule.lead and not _has_lead(text, b.start()))
+                ):
+                    b = rule.before.search(text, b.start() + 1, pos)
+                if b is None:
                     continue
                 start = b.start()
-            if rule.lead and not _has_lead(text, start):
+            elif rule.lead and not _has_lead(text, start):
                 continue
             if rule.check is None or rule.check(text, start, m.end()):
                 yield start
