@@ -62,9 +62,9 @@ SIGNALS: MappingProxyType[str, str] = MappingProxyType(
         "developer mode, a persona with no rules",
         "off_task_instructions": "instructions about the reader's own response: 'in your "
         "response...', 'respond only with', 'print ...', 'reveal your system prompt'",
-        "instructions_to_model": "several hints of orders to a model close together: an AI "
-        "named, 'your response', 'you will respond', 'from now on', a persona, 'never refuses', "
-        "'I want you to act as', 'if you understand, say...'",
+        "instructions_to_model": "two kinds of hint of orders to a model close together: 'your "
+        "response', 'you will respond', 'from now on', a persona, 'respond as', 'never refuses', "
+        "'your instructions', 'I want you to act as', 'if you understand, say...'",
     }
 )
 
@@ -113,8 +113,8 @@ def _compile(pattern: str) -> str:
 
 
 _RULES_LIST: list[_Rule] = []
-# (rule, kind, weight): weak hints of instructions to a model, which only count together
-_HINTS_LIST: list[tuple[_Rule, str, int]] = []
+# (rule, kind): hints of instructions to a model, which only count together
+_HINTS_LIST: list[tuple[_Rule, str]] = []
 
 
 def _rule(
@@ -125,7 +125,7 @@ def _rule(
     lead: bool = False,
     check: Callable[[str, int, int], bool] | None = None,
     lookback: int = 160,
-    hint: tuple[str, int] | None = None,
+    hint: str | None = None,
 ) -> None:
     if signal not in SIGNALS:
         raise AssertionError(f"unknown signal {signal}")
@@ -141,12 +141,12 @@ def _rule(
     if hint is None:
         _RULES_LIST.append(rule)
     else:
-        _HINTS_LIST.append((rule, *hint))
+        _HINTS_LIST.append((rule, hint))
 
 
 _LEAD_RX = re.compile(
     _compile(
-        r"(?:(?:^|[.!?:;,\"'“”‘’(\[{*>•|~=\-—–])\s*|(?:^|\s)(?:please|pls|plz|kindly|now|just|simply|"
+        r"(?:(?:^|[.!?:;,\"'“”‘’(\[{*>•|~=#\-—–])\s*|(?:^|\s)(?:please|pls|plz|kindly|now|just|simply|"
         r"hence|therefore|thus|so|instead|you (?:must|should|will|shall|need to|have to|are to|"
         r"are required to|are instructed to|are expected to|can|may|ought to)|must|grader|marker|"
         r"examiner|ai|model|assistant|chatgpt|gpt|llm|bot|por favor|s'il (?:te|vous) pla[iî]t|"
@@ -380,7 +380,7 @@ _rule(
 _rule(
     "addresses_grader",
     ("instructions",),
-    r"instructions\s?[:\]>)\-]",
+    r"instructions\s?[:\]>)\-#]",
     before=r"(?:begin|start|end) (?:of )?(?:new )?(?:grader |grading |system )?",
 )
 _rule(
@@ -896,7 +896,6 @@ _rule(
         "do",
         "developer",
         "dan",
-        "stay",
         "jailbr",
         "no",
         "without",
@@ -908,13 +907,19 @@ _rule(
         "anything",
     ),
     r"do anything now|developer mode (?:enabled|output|on)|dan mode|jailbr(?:oken|eak) mode|"
-    r"stay in character|anything now|(?:no|without any|without) (?:moral|ethical|content) "
+    r"anything now|(?:no|without any|without) (?:moral|ethical|content) "
     r"(?:or ethical |or moral )?(?:guidelines|restrictions|limits|boundaries|filters|policies|"
     r"principles)|(?:two|2) (?:different |separate )?(?:responses|answers|ways)(?: \w+){0,3}? "
     r"(?:normal|one normal|first|standard)|answer (?:my|every|each|all) (?:prompts?|questions?) in "
     r"two|openai(?:'s)? (?:content )?polic(?:y|ies)|unfiltered (?:ai|responses?|chatbot)|"
     r"completely amoral",
     check=_used,
+)
+_rule(
+    "role_play",
+    ("stay",),
+    r"stay in character",  # drama class, unless a model is near
+    check=_used_near_ai,
 )
 _rule(
     "role_play",
@@ -1108,56 +1113,52 @@ _rule(
     check=_used,
 )
 
-# -- instructions_to_model: weak hints that a passage gives a model its orders. Each alone is
-# ordinary in an essay ("you should consider...", "your answer is wrong", an essay about
-# chatbots); several kinds together within _HINT_WINDOW characters are a prompt. A kind counts
-# once, with its weight; strong kinds weigh 2, _HINT_THRESHOLD needs two of them or one and
-# two weak ones.
+# -- instructions_to_model: hints that a passage gives a model its orders. Each alone can be an
+# essay's ("your answer is wrong", "from now on I will...", "act as a leader"); two kinds within
+# _HINT_WINDOW characters are a prompt. (Weaker hints, an AI named or a sentence opening with
+# "write"/"explain", were tried: they are in essays about chatbots and add little.)
 _HINT_WINDOW = 600
-_HINT_THRESHOLD = 4
-_SUPPORT_BEFORE_RX = re.compile(r"(?:support|justify|explain|defend)\s+\Z")
-
-
-def _not_after_support(text: str, start: int, end: int) -> bool:
-    # "support your response with reasons" is how essay prompts end; not an order to a model
-    return _SUPPORT_BEFORE_RX.search(text, max(0, start - 12), start) is None
-
-
-_rule(
-    "instructions_to_model",
-    ("ai", "llm", "chat", "gpt", "language", "assistant", "openai"),
-    r"(?:chat\s?gpt|gpt(?:-?\d)?|ai|llm|language model|assistant|chatbot|openai)\b",
-    hint=("names_ai", 1),
+_HINT_KINDS = 2
+# "support your response with reasons" ends essay prompts; "check your answers" is study advice
+_OWN_WORK_BEFORE_RX = re.compile(
+    r"(?:support|justify|explain|defend|check|double-check|recheck|review|verify|show|write down|"
+    r"think about|think over)\s+\Z"
 )
+
+
+def _not_own_work(text: str, start: int, end: int) -> bool:
+    return _OWN_WORK_BEFORE_RX.search(text, max(0, start - 16), start) is None
+
+
 _rule(
     "instructions_to_model",
     ("your",),
     r"your (?:response|answer|reply|output|replies)s?\b",
-    check=_not_after_support,
-    hint=("your_output", 2),
+    check=_not_own_work,
+    hint="your_output",
 )
 _rule(
     "instructions_to_model",
     ("you",),
-    r"you(?: will|'ll| must| shall| are to| are going to|'re going to| need to| have to) (?:always "
-    r"|never |only |now |also |not )?(?:respond|reply|output|generate|act|pretend|simulate|"
-    r"roleplay|refuse|obey|comply|answer (?:me|as|in|with|only|every|all|any)|stay in|remain in|"
-    r"pose as|emulate|impersonate|play the)\b",
-    hint=("you_will_respond", 2),
+    r"you(?: will|'ll| must| shall| are to| are going to|'re going to| need to| have to) "
+    r"(?:(?:always|never|only|now|also|not|fully|strictly|just|then|exactly) ){0,2}(?:respond|"
+    r"reply|output|generate|act|pretend|simulate|roleplay|refuse|obey|comply|answer (?:me|as|in|"
+    r"with|only|every|all|any)|pose as|emulate|impersonate|play the|immerse)\b",
+    hint="you_will_respond",
 )
 _rule(
     "instructions_to_model",
     ("from", "for"),
     r"from (?:now|this (?:point|moment))\b|for the rest of (?:this|our|the) (?:conversation|chat|"
     r"session)",
-    hint=("from_now_on", 2),
+    hint="from_now_on",
 )
 _rule(
     "instructions_to_model",
-    ("stay", "remain", "break", "out", "assume", "adopt", "take", "your"),
+    ("stay", "remain", "break", "out", "assume", "adopt", "take", "your", "immerse"),
     r"(?:(?:stay|remain|break)(?:ing)? (?:in |out of )?character|out of character|(?:assume|adopt|"
-    r"take on) (?:the |a |an )?(?:persona|role|identity)|your (?:new )?persona)\b",
-    hint=("persona", 2),
+    r"take on) (?:the |a |an )?(?:persona|role|identity)|your (?:new )?persona|immerse yourself)\b",
+    hint="persona",
 )
 _rule(
     "instructions_to_model",
@@ -1173,18 +1174,11 @@ _rule(
         "roleplay",
         "role",
         "play",
-        "become",
     ),
     r"(?:act as|act like|pretend to be|pose as|emulate|impersonate|simulate|transform into|"
-    r"personify|roleplay as|role-play as|play the role of|become) ",
+    r"personify|roleplay as|role-play as|play the role of) ",
     lead=True,
-    hint=("persona", 2),
-)
-_rule(
-    "instructions_to_model",
-    ("you",),
-    r"you(?:'re| are) now ",
-    hint=("you_are_now", 1),
+    hint="persona",
 )
 _rule(
     "instructions_to_model",
@@ -1192,88 +1186,42 @@ _rule(
     r"(?:(?:always|only|do not|don't|never) )?(?:respond|reply|answer) (?:as|in|with|only|to "
     r"(?:every|each|all|my|any))\b",
     lead=True,
-    hint=("respond_how", 2),
+    hint="respond_how",
 )
 _rule(
     "instructions_to_model",
-    ("never", "without", "no", "uncensored", "amoral"),
-    r"never (?:refuses?|declines?|denies|deny|rejects?)\b|without (?:any )?(?:warnings?|"
-    r"disclaimers?|refusals?|censorship|restrictions|limitations|filters?)\b|no (?:restrictions|"
-    r"limits|filters|censorship|limitations)\b|uncensored|amoral",
-    hint=("no_limits", 2),
+    ("never", "not", "no", "unrestricted", "without", "uncensored", "amoral"),
+    r"never (?:refuses?|declines?|denies|deny|rejects?)\b|(?:not|no longer|never) (?:restricted|"
+    r"bound|limited|constrained) by|unrestricted|without (?:any )?(?:warnings?|disclaimers?|"
+    r"refusals?|censorship|restrictions|limitations|filters?)\b|no (?:restrictions|limits|filters|"
+    r"censorship|limitations)\b|uncensored|amoral",
+    hint="no_limits",
 )
 _rule(
     "instructions_to_model",
-    ("conversation", "chat", "session", "user", "prompt"),
-    r"(?:conversation|chat|session|users?|prompts?)\b",
-    before=r"(?:this|the|every|each|my) ",
-    lookback=8,
-    hint=("conversation", 1),
+    ("your",),
+    r"your (?:(?:initial|original|hidden|secret|internal|system'?s?|previous|prior|real) (?:\w+ )?"
+    r"(?:instructions|prompt|programming|guidelines|parameters|rules|reasoning|configuration)|"
+    r"system prompt|instructions|programming|chain[- ]of[- ]thought)\b",
+    hint="your_instructions",
 )
 _rule(
     "instructions_to_model",
     ("i", "your"),
     r"i(?: want|'d like| would like| need) you to (?:act|pretend|respond|reply|answer|be|become|"
-    r"simulate|play|write|generate|create|provide|only|always|never)\b|your (?:task|job|role|goal|"
-    r"purpose|mission)(?: as \S+)? (?:is|will be) to (?:act|respond|reply|answer|write|generate|"
-    r"create|provide|simulate|play|transform)\b",
-    hint=("task_for_you", 2),
-)
-_rule(
-    "instructions_to_model",
-    ("tell", "answer", "explain", "can"),
-    r"(?:tell me|answer the following|explain to me|can you (?:please )?(?:provide|give|show|tell|"
-    r"write|explain|help|create|generate|list))\b",
-    lead=True,
-    hint=("asks_the_reader", 1),
+    r"simulate|play|write|generate|create|provide|only|always|never|pick|tell|list|give|ignore|"
+    r"forget|output|print|rewrite|translate|summari[sz]e)\b|your (?:task|job|role|goal|purpose|"
+    r"mission)(?: as \S+)? (?:is|will be) to (?:act|respond|reply|answer|write|generate|create|"
+    r"provide|simulate|play|transform)\b",
+    hint="task_for_you",
 )
 _rule(
     "instructions_to_model",
     ("if", "confirm"),
-    r"if you understand|confirm (?:that you|by (?:saying|replying|answering))",
-    hint=("confirm", 2),
-)
-_rule(
-    "instructions_to_model",
-    ("do",),
-    r"do you understand",
-    hint=("asks_understood", 1),
-)
-_rule(
-    "instructions_to_model",
-    (
-        "write",
-        "create",
-        "compose",
-        "draft",
-        "generate",
-        "provide",
-        "list",
-        "describe",
-        "explain",
-        "translate",
-        "summari",
-        "develop",
-        "produce",
-        "suggest",
-        "outline",
-        "modify",
-        "rewrite",
-        "enhance",
-        "include",
-    ),
-    r"(?:write|create|compose|draft|generate|provide|list|describe|explain|translate|summari[sz]e|"
-    r"develop|produce|suggest|outline|modify|rewrite|enhance|include)\b",
-    lead=True,
-    hint=("task", 1),
-)
-_rule(
-    "instructions_to_model",
-    ("human", "user", "ai", "assistant", "gpt", "chatgpt", "bot"),
-    r"(?:human|user|ai|assistant|gpt|chatgpt|bot)\s?:",
-    before=_LINE_START + r"|\s\s",
-    lookback=40,
-    hint=("transcript", 1),
+    r"if you (?:understand|agree|are ready)(?: (?:me|this|that|these|all|everything|the (?:rules|"
+    r"instructions|task)))?\s?[,.:;]? (?:say|reply|respond|answer|type|write|start|begin|confirm)"
+    r"|confirm (?:that you|by (?:saying|replying|answering|typing))",
+    hint="confirm",
 )
 
 # ... and in scripts without spaces between words or outside Latin (ru, zh, ja, ko): searched
@@ -1337,7 +1285,7 @@ def _alternation(words: Iterable[str]) -> str:
     )
 
 
-_ALL_RULES = (*_RULES, *(rule for rule, _, _ in _HINTS))
+_ALL_RULES = (*_RULES, *(rule for rule, _ in _HINTS))
 _WORD_ANCHORS = frozenset(a for rule in _ALL_RULES for a in rule.anchors if a[0].isalnum())
 _CHAR_ANCHORS = frozenset(a for rule in _ALL_RULES for a in rule.anchors if not a[0].isalnum())
 if any(len(a) != 1 for a in _CHAR_ANCHORS):
@@ -1407,20 +1355,15 @@ def _fires(rule: _Rule, text: str, anchors: dict[str, list[int]]) -> bool:
 
 
 def _hints_add_up(text: str, anchors: dict[str, list[int]]) -> bool:
-    """Whether hints of distinct kinds within _HINT_WINDOW characters weigh _HINT_THRESHOLD."""
+    """Whether _HINT_KINDS kinds of hint are found within _HINT_WINDOW characters."""
     found = sorted(
-        (start, kind, weight)
-        for rule, kind, weight in _HINTS
-        for start in _matches(rule, text, anchors)
+        (start, kind) for rule, kind in _HINTS for start in _matches(rule, text, anchors)
     )
     first = 0
-    for last, (start, _, _) in enumerate(found):
+    for last, (start, _) in enumerate(found):
         while start - found[first][0] > _HINT_WINDOW:
             first += 1
-        kinds: dict[str, int] = {}
-        for _, kind, weight in found[first : last + 1]:
-            kinds[kind] = max(weight, kinds.get(kind, 0))
-        if sum(kinds.values()) >= _HINT_THRESHOLD:
+        if len({kind for _, kind in found[first : last + 1]}) >= _HINT_KINDS:
             return True
     return False
 
