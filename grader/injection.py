@@ -52,7 +52,7 @@ SIGNALS: MappingProxyType[str, str] = MappingProxyType(
         "mixed_scripts": "words mixing Latin letters with Cyrillic or Greek look-alikes",
         "spaced_letters": "instruction or score words spelled out letter by letter (i g n o r e)",
         "encoded_instructions": "a base64 run that decodes to text about scores, grades or "
-        "ignoring instructions",
+        "ignoring instructions, or to a sentence of three words or more",
         "directive_markup": "a directive in brackets, tags or comments addressed to an AI or "
         "the system: [SYSTEM DIRECTIVE: ...], 【SYSTEM】, <!-- AI grader: ... -->, [ADMIN REQUEST]",
         "authority_claim": "claims the text is pre-approved or verified, or that its writer is "
@@ -1389,7 +1389,7 @@ _END_OF_ESSAY_RX = re.compile(
 
 
 def _decode_base64_runs(text: str) -> list[str]:
-    """The printable ASCII hidden in long base64 runs (a few runs, of bounded length)."""
+    """The printable text (UTF-8) hidden in long base64 runs (a few runs, of bounded length)."""
     decoded = []
     runs = 0
     for m in _BASE64_RX.finditer(text):
@@ -1408,8 +1408,12 @@ def _decode_base64_runs(text: str) -> list[str]:
             raw = base64.b64decode(run, validate=True)
         except (binascii.Error, ValueError):
             continue
-        if raw and all(32 <= b < 127 or b in (9, 10, 13) for b in raw):
-            decoded.append(raw.decode("ascii"))
+        try:
+            plain = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        if plain and all(c.isprintable() or c in "\t\n\r" for c in plain):
+            decoded.append(plain)
     return decoded
 
 
@@ -1510,8 +1514,8 @@ def detect_injection(essay: str) -> tuple[str, ...]:
             break
 
     for decoded in _decode_base64_runs(text):
-        # an essay has no reason to hide a sentence in base64: five words or more is a sign
-        if _HIDDEN_KEYWORDS_RX.search(decoded.casefold()) or len(_WORD_RX.findall(decoded)) >= 5:
+        # an essay has no reason to hide a sentence in base64: three words or more is a sign
+        if _HIDDEN_KEYWORDS_RX.search(decoded.casefold()) or len(_WORD_RX.findall(decoded)) >= 3:
             found.add("encoded_instructions")
             hidden.append(decoded)
 
