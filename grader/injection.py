@@ -13,6 +13,9 @@ mixed-script text, and any run of whitespace (line breaks included) matching a s
 fullwidth letters, words split by zero-width characters and phrases broken across lines still
 match. It matches phrases aimed at the reader-as-grader ("give this essay full marks", "note to
 the grader"), not single words: essays about AI, grading policy or video-game scores are ordinary.
+Weaker hints that a passage gives a model its orders ("your response", "from now on", "act as",
+"never refuses") each turn up in essays; two kinds of them within 600 characters raise
+`instructions_to_model`.
 
 Speed: searching a long essay once per phrase pattern would cost a millisecond or more per
 pattern, so each phrase rule names a few anchor words instead. One regex scan finds every anchor
@@ -1546,7 +1549,8 @@ _PASSAGE_RX = re.compile(r"[^.!?\n]+[.!?]*")
 def flagged_passages(essay: str) -> list[tuple[int, int]]:
     """(start, end) offsets of the essay's sentences (or lines) that raise a signal on their
     own: the passages a reviewer's page highlights. Signals that only the whole essay raises
-    (hidden characters spread over it, a fake boundary and what follows) highlight nothing."""
+    (hidden characters spread over it, a fake boundary and what follows, hints of orders to a
+    model in two sentences) highlight nothing."""
     return [
         (m.start(), m.end())
         for m in _PASSAGE_RX.finditer(essay)
