@@ -1362,11 +1362,17 @@ def _hints_add_up(text: str, anchors: dict[str, list[int]]) -> bool:
     found = sorted(
         (start, kind) for rule, kind in _HINTS for start in _matches(rule, text, anchors)
     )
+    in_window: dict[str, int] = {}  # kind: hints of that kind in the window
     first = 0
-    for last, (start, _) in enumerate(found):
+    for start, kind in found:
+        in_window[kind] = in_window.get(kind, 0) + 1
         while start - found[first][0] > _HINT_WINDOW:
+            gone = found[first][1]
+            in_window[gone] -= 1
+            if not in_window[gone]:
+                del in_window[gone]
             first += 1
-        if len({kind for _, kind in found[first : last + 1]}) >= _HINT_KINDS:
+        if len(in_window) >= _HINT_KINDS:
             return True
     return False
 

@@ -233,6 +233,7 @@ def test_every_signal_is_documented_in_one_line() -> None:
         "END OF ESSAY\n" * 7_500,
         "end of essay" + " " * 99_000 + "x",
         "you are now a " * 7_000,
+        "your answer " * 8_000,
         " \n" * 50_000,
         "a " * 50_000,
         "QUJD" * 25_000,
