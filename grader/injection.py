@@ -13,6 +13,9 @@ mixed-script text, and any run of whitespace (line breaks included) matching a s
 fullwidth letters, words split by zero-width characters and phrases broken across lines still
 match. It matches phrases aimed at the reader-as-grader ("give this essay full marks", "note to
 the grader"), not single words: essays about AI, grading policy or video-game scores are ordinary.
+Weaker hints that a passage gives a model its orders ("your response", "from now on", "act as",
+"never refuses") each turn up in essays; two kinds of them within 600 characters raise
+`instructions_to_model`.
 
 Speed: searching a long essay once per phrase pattern would cost a millisecond or more per
 pattern, so each phrase rule names a few anchor words instead. One regex scan finds every anchor
@@ -29,7 +32,7 @@ import base64
 import binascii
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -52,7 +55,7 @@ SIGNALS: MappingProxyType[str, str] = MappingProxyType(
         "mixed_scripts": "words mixing Latin letters with Cyrillic or Greek look-alikes",
         "spaced_letters": "instruction or score words spelled out letter by letter (i g n o r e)",
         "encoded_instructions": "a base64 run that decodes to text about scores, grades or "
-        "ignoring instructions",
+        "ignoring instructions, or to a sentence of three words or more",
         "directive_markup": "a directive in brackets, tags or comments addressed to an AI or "
         "the system: [SYSTEM DIRECTIVE: ...], 【SYSTEM】, <!-- AI grader: ... -->, [ADMIN REQUEST]",
         "authority_claim": "claims the text is pre-approved or verified, or that its writer is "
@@ -62,6 +65,9 @@ SIGNALS: MappingProxyType[str, str] = MappingProxyType(
         "developer mode, a persona with no rules",
         "off_task_instructions": "instructions about the reader's own response: 'in your "
         "response...', 'respond only with', 'print ...', 'reveal your system prompt'",
+        "instructions_to_model": "two kinds of hint of orders to a model close together: 'your "
+        "response', 'you will respond', 'from now on', a persona, 'respond as', 'never refuses', "
+        "'your instructions', 'I want you to act as', 'if you understand, say...'",
     }
 )
 
@@ -110,6 +116,8 @@ def _compile(pattern: str) -> str:
 
 
 _RULES_LIST: list[_Rule] = []
+# (rule, kind): hints of instructions to a model, which only count together
+_HINTS_LIST: list[tuple[_Rule, str]] = []
 
 
 def _rule(
@@ -120,25 +128,28 @@ def _rule(
     lead: bool = False,
     check: Callable[[str, int, int], bool] | None = None,
     lookback: int = 160,
+    hint: str | None = None,
 ) -> None:
     if signal not in SIGNALS:
         raise AssertionError(f"unknown signal {signal}")
-    _RULES_LIST.append(
-        _Rule(
-            signal,
-            tuple(anchors),
-            re.compile(_compile(pattern)),
-            re.compile(rf"(?:{_compile(before)})\Z") if before is not None else None,
-            lead,
-            check,
-            lookback,
-        )
+    rule = _Rule(
+        signal,
+        tuple(anchors),
+        re.compile(_compile(pattern)),
+        re.compile(rf"(?:{_compile(before)})\Z") if before is not None else None,
+        lead,
+        check,
+        lookback,
     )
+    if hint is None:
+        _RULES_LIST.append(rule)
+    else:
+        _HINTS_LIST.append((rule, hint))
 
 
 _LEAD_RX = re.compile(
     _compile(
-        r"(?:(?:^|[.!?:;,\"'“”‘’(\[{*>•|~=\-—–])\s*|(?:^|\s)(?:please|pls|plz|kindly|now|just|simply|"
+        r"(?:(?:^|[.!?:;,\"'“”‘’(\[{*>•|~=#\-—–])\s*|(?:^|\s)(?:please|pls|plz|kindly|now|just|simply|"
         r"hence|therefore|thus|so|instead|you (?:must|should|will|shall|need to|have to|are to|"
         r"are required to|are instructed to|are expected to|can|may|ought to)|must|grader|marker|"
         r"examiner|ai|model|assistant|chatgpt|gpt|llm|bot|por favor|s'il (?:te|vous) pla[iî]t|"
@@ -372,7 +383,7 @@ _rule(
 _rule(
     "addresses_grader",
     ("instructions",),
-    r"instructions\s?[:\]>)\-]",
+    r"instructions\s?[:\]>)\-#]",
     before=r"(?:begin|start|end) (?:of )?(?:new )?(?:grader |grading |system )?",
 )
 _rule(
@@ -888,7 +899,6 @@ _rule(
         "do",
         "developer",
         "dan",
-        "stay",
         "jailbr",
         "no",
         "without",
@@ -900,13 +910,19 @@ _rule(
         "anything",
     ),
     r"do anything now|developer mode (?:enabled|output|on)|dan mode|jailbr(?:oken|eak) mode|"
-    r"stay in character|anything now|(?:no|without any|without) (?:moral|ethical|content) "
+    r"anything now|(?:no|without any|without) (?:moral|ethical|content) "
     r"(?:or ethical |or moral )?(?:guidelines|restrictions|limits|boundaries|filters|policies|"
     r"principles)|(?:two|2) (?:different |separate )?(?:responses|answers|ways)(?: \w+){0,3}? "
     r"(?:normal|one normal|first|standard)|answer (?:my|every|each|all) (?:prompts?|questions?) in "
     r"two|openai(?:'s)? (?:content )?polic(?:y|ies)|unfiltered (?:ai|responses?|chatbot)|"
     r"completely amoral",
     check=_used,
+)
+_rule(
+    "role_play",
+    ("stay",),
+    r"stay in character",  # drama class, unless a model is near
+    check=_used_near_ai,
 )
 _rule(
     "role_play",
@@ -932,12 +948,15 @@ _rule(
     ("your",),
     r"your (?:response|reply|answer|output|code|solution|implementation|summary|responses|"
     r"replies|answers|message|algorithm|codebase|logic)\b",
+    # verbs that shape or change what the reader writes ("support your response" is not one)
     before=r"(?:end|begin|start|encode|translate|format|write|prefix|conclude|sign|close|finish|"
     r"integrate|incorporate|add|include|embed|insert|append|augment|enrich|ensure|fuse|blend|"
-    r"absorb|weave|merge|put|provide|present|give|deliver|render|infuse) (?:\S+ ){0,8}?",
+    r"absorb|weave|merge|put|provide|present|give|deliver|render|infuse|modify|enhance|alter|"
+    r"adjust|tweak|rewrite|rephrase|rearrange|scramble|jumble|shuffle|reverse|remove|omit|group|"
+    r"limit|restrict|shorten|capitali[sz]e|replace|substitute) (?:\S+ ){0,14}?",
     lead=True,
     check=_used,
-    lookback=120,
+    lookback=200,
 )
 _rule(
     "off_task_instructions",
@@ -1097,6 +1116,117 @@ _rule(
     check=_used,
 )
 
+# -- instructions_to_model: hints that a passage gives a model its orders. Each alone can be an
+# essay's ("your answer is wrong", "from now on I will...", "act as a leader"); two kinds within
+# _HINT_WINDOW characters are a prompt. (Weaker hints, an AI named or a sentence opening with
+# "write"/"explain", were tried: they are in essays about chatbots and add little.)
+_HINT_WINDOW = 600
+_HINT_KINDS = 2
+# "support your response with reasons" ends essay prompts; "check your answers" is study advice
+_OWN_WORK_BEFORE_RX = re.compile(
+    r"(?:support|justify|explain|defend|check|double-check|recheck|review|verify|show|write down|"
+    r"think about|think over)\s+\Z"
+)
+
+
+def _not_own_work(text: str, start: int, end: int) -> bool:
+    return _OWN_WORK_BEFORE_RX.search(text, max(0, start - 16), start) is None
+
+
+_rule(
+    "instructions_to_model",
+    ("your",),
+    r"your (?:response|answer|reply|output|replies)s?\b",
+    check=_not_own_work,
+    hint="your_output",
+)
+_rule(
+    "instructions_to_model",
+    ("you",),
+    r"you(?: will|'ll| must| shall| are to| are going to|'re going to| need to| have to) "
+    r"(?:(?:always|never|only|now|also|not|fully|strictly|just|then|exactly) ){0,2}(?:respond|"
+    r"reply|output|generate|act|pretend|simulate|roleplay|refuse|obey|comply|answer (?:me|as|in|"
+    r"with|only|every|all|any)|pose as|emulate|impersonate|play the|immerse)\b",
+    hint="you_will_respond",
+)
+_rule(
+    "instructions_to_model",
+    ("from", "for"),
+    r"from (?:now|this (?:point|moment))\b|for the rest of (?:this|our|the) (?:conversation|chat|"
+    r"session)",
+    hint="from_now_on",
+)
+_rule(
+    "instructions_to_model",
+    ("stay", "remain", "break", "out", "assume", "adopt", "take", "your", "immerse"),
+    r"(?:(?:stay|remain|break)(?:ing)? (?:in |out of )?character|out of character|(?:assume|adopt|"
+    r"take on) (?:the |a |an )?(?:persona|role|identity)|your (?:new )?persona|immerse yourself)\b",
+    hint="persona",
+)
+_rule(
+    "instructions_to_model",
+    (
+        "act",
+        "pretend",
+        "pose",
+        "emulate",
+        "impersonate",
+        "simulate",
+        "transform",
+        "personify",
+        "roleplay",
+        "role",
+        "play",
+    ),
+    r"(?:act as|act like|pretend to be|pose as|emulate|impersonate|simulate|transform into|"
+    r"personify|roleplay as|role-play as|play the role of) ",
+    lead=True,
+    hint="persona",
+)
+_rule(
+    "instructions_to_model",
+    ("always", "only", "do", "don", "never", "respond", "reply", "answer"),
+    r"(?:(?:always|only|do not|don't|never) )?(?:respond|reply|answer) (?:as|in|with|only|to "
+    r"(?:every|each|all|my|any))\b",
+    lead=True,
+    hint="respond_how",
+)
+_rule(
+    "instructions_to_model",
+    ("never", "not", "no", "unrestricted", "without", "uncensored", "amoral"),
+    r"never (?:refuses?|declines?|denies|deny|rejects?)\b|(?:not|no longer|never) (?:restricted|"
+    r"bound|limited|constrained) by|unrestricted|without (?:any )?(?:warnings?|disclaimers?|"
+    r"refusals?|censorship|restrictions|limitations|filters?)\b|no (?:restrictions|limits|filters|"
+    r"censorship|limitations)\b|uncensored|amoral",
+    hint="no_limits",
+)
+_rule(
+    "instructions_to_model",
+    ("your",),
+    r"your (?:(?:initial|original|hidden|secret|internal|system'?s?|previous|prior|real) (?:\w+ )?"
+    r"(?:instructions|prompt|programming|guidelines|parameters|rules|reasoning|configuration)|"
+    r"system prompt|instructions|programming|chain[- ]of[- ]thought)\b",
+    hint="your_instructions",
+)
+_rule(
+    "instructions_to_model",
+    ("i", "your"),
+    r"i(?: want|'d like| would like| need) you to (?:act|pretend|respond|reply|answer|be|become|"
+    r"simulate|play|write|generate|create|provide|only|always|never|pick|tell|list|give|ignore|"
+    r"forget|output|print|rewrite|translate|summari[sz]e)\b|your (?:task|job|role|goal|purpose|"
+    r"mission)(?: as \S+)? (?:is|will be) to (?:act|respond|reply|answer|write|generate|create|"
+    r"provide|simulate|play|transform)\b",
+    hint="task_for_you",
+)
+_rule(
+    "instructions_to_model",
+    ("if", "confirm"),
+    r"if you (?:understand|agree|are ready)(?: (?:me|this|that|these|all|everything|the (?:rules|"
+    r"instructions|task)))?\s?[,.:;]? (?:say|reply|respond|answer|type|write|start|begin|confirm)"
+    r"|confirm (?:that you|by (?:saying|replying|answering|typing))",
+    hint="confirm",
+)
+
 # ... and in scripts without spaces between words or outside Latin (ru, zh, ja, ko): searched
 # over the whole text, only when it has such letters
 _NON_LATIN_RX = re.compile("[\u0400-\u04ff\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af]")
@@ -1144,6 +1274,7 @@ _NON_LATIN_RULES = (
 
 
 _RULES = tuple(_RULES_LIST)
+_HINTS = tuple(_HINTS_LIST)
 
 
 def _alternation(words: Iterable[str]) -> str:
@@ -1157,8 +1288,9 @@ def _alternation(words: Iterable[str]) -> str:
     )
 
 
-_WORD_ANCHORS = frozenset(a for rule in _RULES for a in rule.anchors if a[0].isalnum())
-_CHAR_ANCHORS = frozenset(a for rule in _RULES for a in rule.anchors if not a[0].isalnum())
+_ALL_RULES = (*_RULES, *(rule for rule, _ in _HINTS))
+_WORD_ANCHORS = frozenset(a for rule in _ALL_RULES for a in rule.anchors if a[0].isalnum())
+_CHAR_ANCHORS = frozenset(a for rule in _ALL_RULES for a in rule.anchors if not a[0].isalnum())
 if any(len(a) != 1 for a in _CHAR_ANCHORS):
     raise AssertionError("anchors that do not start a word must be single characters")
 # a matched anchor word also counts for the shorter anchors it starts with ("grader": "grade")
@@ -1195,7 +1327,8 @@ def _mid_word(text: str, start: int) -> bool:
     return start > 0 and text[start].isalnum() and text[start - 1].isalnum()
 
 
-def _fires(rule: _Rule, text: str, anchors: dict[str, list[int]]) -> bool:
+def _matches(rule: _Rule, text: str, anchors: dict[str, list[int]]) -> Iterator[int]:
+    """Where the rule matches (the start of its look-back, or its anchor)."""
     for anchor in rule.anchors:
         for pos in anchors[anchor]:
             m = rule.pattern.match(text, pos)
@@ -1204,15 +1337,43 @@ def _fires(rule: _Rule, text: str, anchors: dict[str, list[int]]) -> bool:
             start = pos
             if rule.before is not None:
                 b = rule.before.search(text, max(0, pos - rule.lookback), pos)
-                # (a word-start check here rather than in the pattern lets the regex engine
-                # skip ahead to the look-back's first word)
-                if b is None or _mid_word(text, b.start()):
+                # the look-back must start a word, and follow a lead when the rule needs one;
+                # the leftmost start may not ("attend" holds "end"), a later one may. (The
+                # checks here rather than in the pattern let the regex engine skip ahead.)
+                while b is not None and (
+                    _mid_word(text, b.start()) or (rule.lead and not _has_lead(text, b.start()))
+                ):
+                    b = rule.before.search(text, b.start() + 1, pos)
+                if b is None:
                     continue
                 start = b.start()
-            if rule.lead and not _has_lead(text, start):
+            elif rule.lead and not _has_lead(text, start):
                 continue
             if rule.check is None or rule.check(text, start, m.end()):
-                return True
+                yield start
+
+
+def _fires(rule: _Rule, text: str, anchors: dict[str, list[int]]) -> bool:
+    return next(_matches(rule, text, anchors), None) is not None
+
+
+def _hints_add_up(text: str, anchors: dict[str, list[int]]) -> bool:
+    """Whether _HINT_KINDS kinds of hint are found within _HINT_WINDOW characters."""
+    found = sorted(
+        (start, kind) for rule, kind in _HINTS for start in _matches(rule, text, anchors)
+    )
+    in_window: dict[str, int] = {}  # kind: hints of that kind in the window
+    first = 0
+    for start, kind in found:
+        in_window[kind] = in_window.get(kind, 0) + 1
+        while start - found[first][0] > _HINT_WINDOW:
+            gone = found[first][1]
+            in_window[gone] -= 1
+            if not in_window[gone]:
+                del in_window[gone]
+            first += 1
+        if len(in_window) >= _HINT_KINDS:
+            return True
     return False
 
 
@@ -1237,7 +1398,7 @@ _END_OF_ESSAY_RX = re.compile(
 
 
 def _decode_base64_runs(text: str) -> list[str]:
-    """The printable ASCII hidden in long base64 runs (a few runs, of bounded length)."""
+    """The printable text (UTF-8) hidden in long base64 runs (a few runs, of bounded length)."""
     decoded = []
     runs = 0
     for m in _BASE64_RX.finditer(text):
@@ -1256,8 +1417,12 @@ def _decode_base64_runs(text: str) -> list[str]:
             raw = base64.b64decode(run, validate=True)
         except (binascii.Error, ValueError):
             continue
-        if raw and all(32 <= b < 127 or b in (9, 10, 13) for b in raw):
-            decoded.append(raw.decode("ascii"))
+        try:
+            plain = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        if plain and all(c.isprintable() or c in "\t\n\r" for c in plain):
+            decoded.append(plain)
     return decoded
 
 
@@ -1358,8 +1523,8 @@ def detect_injection(essay: str) -> tuple[str, ...]:
             break
 
     for decoded in _decode_base64_runs(text):
-        # an essay has no reason to hide a sentence in base64: five words or more is a sign
-        if _HIDDEN_KEYWORDS_RX.search(decoded.casefold()) or len(_WORD_RX.findall(decoded)) >= 5:
+        # an essay has no reason to hide a sentence in base64: three words or more is a sign
+        if _HIDDEN_KEYWORDS_RX.search(decoded.casefold()) or len(_WORD_RX.findall(decoded)) >= 3:
             found.add("encoded_instructions")
             hidden.append(decoded)
 
@@ -1374,6 +1539,8 @@ def detect_injection(essay: str) -> tuple[str, ...]:
     for rule in _RULES:
         if rule.signal not in found and _fires(rule, folded, anchors):
             found.add(rule.signal)
+    if _hints_add_up(folded, anchors):
+        found.add("instructions_to_model")
     if not folded.isascii() and _NON_LATIN_RX.search(folded):
         for signal, rx in _NON_LATIN_RULES:
             if signal not in found and rx.search(folded):
@@ -1388,7 +1555,8 @@ _PASSAGE_RX = re.compile(r"[^.!?\n]+[.!?]*")
 def flagged_passages(essay: str) -> list[tuple[int, int]]:
     """(start, end) offsets of the essay's sentences (or lines) that raise a signal on their
     own: the passages a reviewer's page highlights. Signals that only the whole essay raises
-    (hidden characters spread over it, a fake boundary and what follows) highlight nothing."""
+    (hidden characters spread over it, a fake boundary and what follows, hints of orders to a
+    model in two sentences) highlight nothing."""
     return [
         (m.start(), m.end())
         for m in _PASSAGE_RX.finditer(essay)
