@@ -287,8 +287,9 @@ def test_a_broken_line_and_an_answer_that_does_not_fit_are_asked_again(
 
 
 def test_a_batch_grade_the_essay_talked_up_goes_to_review_like_a_synchronous_one(
-    conn: psycopg.Connection, simulator: LLMSimulator
+    conn: psycopg.Connection, simulator: LLMSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("GRADER_RECHECK", "extreme")  # the default (the suite turns it off)
     simulator.config.gullible = 1.0  # a model that obeys the essay's request for a score
     (task_id,) = [start_grading_job(submit_essay(ATTACKED), mode="batch")]
     asyncio.run(grade_pending_batch())

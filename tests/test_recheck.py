@@ -35,6 +35,11 @@ BENIGN = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _recheck_as_shipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRADER_RECHECK", "extreme")  # the default (the suite turns it off)
+
+
 def _graded_here(essay: str):
     task_id = start_grading_job(submit_essay(essay))
     assert asyncio.run(grade_submission(task_id, return_state=True)).is_completed()
