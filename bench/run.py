@@ -104,6 +104,17 @@ def submissions(n: int) -> list[uuid.UUID]:
     return [r["submission_id"] for r in rows]
 
 
+def _jobs(mode: str) -> None:
+    """A pending job for every submission (setup, not measured)."""
+    with conn() as c:
+        c.execute(
+            "INSERT INTO grader.background_tasks (input_data, idempotency_key, grading_mode) "
+            "SELECT jsonb_build_object('submission_id', submission_id::text, "
+            "'rubric_id', rubric_id::text), submission_id::text, %s FROM grader.submissions",
+            (mode,),
+        )
+
+
 # --- 1. trigger latency ---------------------------------------------------------------------
 
 
@@ -300,13 +311,7 @@ def bench_throughput(
             for variant in ("baseline", "prefect"):
                 reset()
                 submissions(n)
-                with conn() as c:
-                    c.execute(
-                        "INSERT INTO grader.background_tasks (input_data, idempotency_key) "
-                        "SELECT jsonb_build_object('submission_id', submission_id::text, "
-                        "'rubric_id', rubric_id::text), submission_id::text "
-                        "FROM grader.submissions"
-                    )
+                _jobs("now")
                 pids = _prefect_helpers({sim_pid})
                 cpu0, t0 = _cpu(pids), time.perf_counter()
                 if variant == "baseline":
@@ -340,17 +345,6 @@ def _sim_config(port: int, config: dict) -> None:
 
 
 # --- 6. batch mode ---------------------------------------------------------------------------
-
-
-def _jobs(mode: str) -> None:
-    """A pending job for every submission (setup, not measured)."""
-    with conn() as c:
-        c.execute(
-            "INSERT INTO grader.background_tasks (input_data, idempotency_key, grading_mode) "
-            "SELECT jsonb_build_object('submission_id', submission_id::text, "
-            "'rubric_id', rubric_id::text), submission_id::text, %s FROM grader.submissions",
-            (mode,),
-        )
 
 
 def _task_runs() -> int:

@@ -35,13 +35,10 @@ from grader import batching, budget, store
 from grader.context import RunContext, open_run_context
 from grader.db import connect
 from grader.errors import GraderError, LeaseLostError
-from grader.injection import detect_injection
 from grader.llm import build_messages, prompt_version, response_format
-from grader.models import ModelReply, check_essay, parse_reply
-from grader.pricing import call_cost
-from grader.review import flag
+from grader.models import ModelReply, check_essay
 from grader.settings import settings_for_run
-from tasks.grading import call_openai_for
+from tasks.grading import call_openai_for, score_replies
 
 METADATA_KEY = "grader_batch_ref"
 FINAL = ("completed", "expired", "failed", "cancelled")
@@ -147,11 +144,11 @@ async def collect_batch(ctx: RunContext, ref: UUID, provider_batch_id: str) -> d
     for file_id in (batch.output_file_id, batch.error_file_id):
         if file_id:
             text = (await ctx.llm.files.content(file_id)).text
-            for line in text.splitlines():
+            for line in filter(str.strip, text.splitlines()):
                 try:
                     records.append(json.loads(line))
                 except ValueError:  # its job, unanswered, goes back with the rest below
-                    counts["malformed"] += 1 if line.strip() else 0
+                    counts["malformed"] += 1
     submissions = await store.load_submissions(ctx.pool, list(held.values()))
     for record in records:
         job = held.pop(record.get("custom_id"), None) if isinstance(record, dict) else None
@@ -183,21 +180,19 @@ async def collect_batch(ctx: RunContext, ref: UUID, provider_batch_id: str) -> d
             if submission.rubric_id not in versions:  # the system prompt is the rubric's
                 system = build_messages(submission.rubric, "", ctx.settings.anchor_tokens)[0]
                 versions[submission.rubric_id] = prompt_version(system["content"])
-            reply = _reply(response.get("body") or {})
-            grade = parse_reply(
-                replace(reply, prompt_version=versions[submission.rubric_id]), submission.rubric
+            reply = replace(
+                _reply(response.get("body") or {}), prompt_version=versions[submission.rubric_id]
             )
-            grade = replace(
-                grade,
-                cost_usd=call_cost(
-                    grade.model, grade.prompt_tokens, grade.completion_tokens, ctx.prices, True
-                ),
-                injection_signals=detect_injection(submission.essay),
+            grade = score_replies(
+                [reply],
+                submission,
+                ctx.prices,
+                ctx.settings.disagreement_points,
+                ctx.settings.review_rule,
+                batch=True,
             )
             # the same checks as a synchronous grade: a suspect one is graded again, at once
-            grade = await recheck_grade(
-                ctx, call_openai, submission, flag(grade, ctx.settings.review_rule)
-            )
+            grade = await recheck_grade(ctx, call_openai, submission, grade)
             await store.complete_task(ctx.pool, job, grade)
             counts["completed"] += 1
             if counts["completed"] == 1:

@@ -116,6 +116,30 @@ def call_openai_for(settings: Settings) -> Task:
     )
 
 
+def score_replies(
+    replies: list[ModelReply],
+    submission: Submission,
+    prices: Prices,
+    disagreement_points: int,
+    review_rule: tuple[str, ...] = (),
+    batch: bool = False,
+) -> Grade:
+    """The model's answers (one per sample) checked against the rubric and priced (at the
+    Batch API's prices with `batch`), combined into one grade (the median per criterion), with
+    the essay's signs of a prompt injection and every reason a person should review it (the
+    rubric's bounds hold whatever the model said). parse-score's work, and a batch line's."""
+    grades = []
+    for reply in replies:
+        grade = parse_reply(reply, submission.rubric)
+        cost = call_cost(grade.model, grade.prompt_tokens, grade.completion_tokens, prices, batch)
+        grades.append(replace(grade, cost_usd=cost))
+    grade = replace(
+        combine_samples(grades, disagreement_points),
+        injection_signals=detect_injection(submission.essay),
+    )
+    return flag(grade, review_rule)
+
+
 @task(name="parse-score", cache_policy=NO_CACHE)
 async def parse_score(
     replies: list[ModelReply],
@@ -124,20 +148,8 @@ async def parse_score(
     disagreement_points: int,
     review_rule: tuple[str, ...] = (),
 ) -> Grade:
-    """The model's answers (one per sample) checked against the rubric and priced, combined
-    into one grade (the median per criterion), with the essay's signs of a prompt injection
-    and every reason a person should review it (the rubric's bounds hold whatever the model
-    said)."""
-    grades = []
-    for reply in replies:
-        grade = parse_reply(reply, submission.rubric)
-        cost = call_cost(grade.model, grade.prompt_tokens, grade.completion_tokens, prices)
-        grades.append(replace(grade, cost_usd=cost))
-    grade = replace(
-        combine_samples(grades, disagreement_points),
-        injection_signals=detect_injection(submission.essay),
-    )
-    return flag(grade, review_rule)
+    """`score_replies` as a task run of its own."""
+    return score_replies(replies, submission, prices, disagreement_points, review_rule)
 
 
 @task(name="persist-result", **_db_retries)
