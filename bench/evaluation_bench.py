@@ -35,7 +35,7 @@ from psycopg.rows import dict_row
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import ROOT, run_grader, scratch_database, write_result
-from grader.migrate import migrate
+from grader.store.migrations import migrate
 
 SCRATCH = "grader_bench_evaluation"
 CRITERIA = ("thesis", "evidence", "organization", "language")

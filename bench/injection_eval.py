@@ -64,7 +64,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import write_result
-from grader import injection
+from grader.quality import injection
 
 POSITIONS = ("start", "middle", "end")
 # the goal slot of public attack templates, filled with a demand for a better grade (derived items)

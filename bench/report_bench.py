@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.harness import scratch_database  # noqa: E402
-from grader.db import query  # noqa: E402
-from grader.migrate import migrate  # noqa: E402
+from grader.store.migrations import migrate  # noqa: E402
+from grader.store.queries import query  # noqa: E402
 
 SCRATCH = "grader_bench_report"
 

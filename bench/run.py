@@ -55,10 +55,18 @@ import psycopg  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
 from essay_grader.client import GraderClient  # noqa: E402
-from grader import db, store  # noqa: E402
-from grader.llm import model_client, request_grade  # noqa: E402
-from grader.models import load_rubric, parse_reply  # noqa: E402
+from grader.grading.rubric import load_rubric  # noqa: E402
+from grader.grading.scoring import parse_reply  # noqa: E402
+from grader.model.client import model_client, request_grade  # noqa: E402
 from grader.settings import Settings  # noqa: E402
+from grader.store.connections import close_pools, database_url, get_pool, open_async_pool  # noqa: E402
+from grader.store.jobs import (  # noqa: E402
+    claim_job,
+    claim_pending_jobs,
+    complete_job,
+    load_submission,
+    save_rubric,
+)
 
 RUBRIC = load_rubric()
 ESSAY = "Should homework be banned? Homework takes time from rest and family, but it builds habits."
@@ -81,7 +89,7 @@ def ms(values: list[float]) -> dict[str, float]:
 
 def conn() -> psycopg.Connection:
     return psycopg.connect(
-        db.database_url(Settings.from_env()), autocommit=True, row_factory=psycopg.rows.dict_row
+        database_url(Settings.from_env()), autocommit=True, row_factory=psycopg.rows.dict_row
     )
 
 
@@ -93,8 +101,8 @@ def reset() -> None:
 def submissions(n: int) -> list[uuid.UUID]:
     """n submissions inserted in one statement (setup, not measured)."""
     settings = Settings.from_env()
-    with db.get_pool(settings).connection() as c:
-        rubric_id = store.save_rubric(c, RUBRIC)
+    with get_pool(settings).connection() as c:
+        rubric_id = save_rubric(c, RUBRIC)
         rows = c.execute(
             "INSERT INTO grader.submissions (essay, content_sha256, rubric_id) "
             "SELECT %s || ' ' || i, md5(i::text), %s FROM generate_series(1, %s) AS i "
@@ -129,7 +137,7 @@ def _time_triggers(ids: list[uuid.UUID]) -> list[float]:
 
 
 def _time_bare_inserts(n: int) -> list[float]:
-    pool = db.get_pool(Settings.from_env())
+    pool = get_pool(Settings.from_env())
     times = []
     for _ in range(n):
         started = time.perf_counter()
@@ -153,7 +161,7 @@ def _prefect_server_with_deployment() -> tuple[subprocess.Popen, str]:
         **OFFLINE,
         "PREFECT_API_URL": api,
         "PREFECT_API_DATABASE_CONNECTION_URL": prefect_database_url(
-            db.database_url(Settings.from_env())
+            database_url(Settings.from_env())
         ),
     }
     bin_dir = Path(sys.executable).parent
@@ -233,7 +241,7 @@ def bench_status(rows: int, lookups: int) -> dict:
             )
         ]
     settings = Settings.from_env()
-    pool, client = db.get_pool(settings), GraderClient(settings)
+    pool, client = get_pool(settings), GraderClient(settings)
     for task_id in sample[:50]:
         client.check_grading_status(task_id)
     bare, status = [], []
@@ -275,21 +283,21 @@ async def _baseline_batch(limit: int, concurrency: int) -> int:
     settings = Settings.from_env()
     done = 0
     async with (
-        db.open_async_pool(settings, max_size=min(concurrency + 1, 20)) as pool,
+        open_async_pool(settings, max_size=min(concurrency + 1, 20)) as pool,
         model_client(settings) as llm,
     ):
 
         async def grade(job) -> None:
-            submission = await store.load_submission(pool, job)
+            submission = await load_submission(pool, job)
             reply = await request_grade(llm, settings.model, submission.rubric, submission.essay, 1)
-            await store.complete_task(pool, job, parse_reply(reply, submission.rubric))
+            await complete_job(pool, job, parse_reply(reply, submission.rubric))
 
         in_flight: set[asyncio.Task] = set()
         claimed = 0
         while True:
             free = min(concurrency - len(in_flight), limit - claimed)
             if free > 0:
-                for job in await store.claim_pending_tasks(pool, free, settings):
+                for job in await claim_pending_jobs(pool, free, settings):
                     claimed += 1
                     in_flight.add(asyncio.create_task(grade(job)))
             if not in_flight:
@@ -382,7 +390,7 @@ def bench_batch(n: int, concurrency: int, sim_port: int, sim_pid: int) -> dict:
     """Batch mode vs grade_pending vs the bare loop on n jobs, the simulator at 0 ms."""
     from flows.batch import grade_pending_batch
     from flows.grading import grade_pending
-    from grader.pricing import DEFAULT_PRICES, call_cost
+    from grader.grading.pricing import DEFAULT_PRICES, call_cost
 
     _sim_config(sim_port, {"latency_ms": 0})
     row: dict = {"jobs": n, "concurrency": concurrency, "priced_as": "gpt-4o-mini"}
@@ -467,7 +475,7 @@ def bench_result_latency(trials: int) -> dict:
 
 
 async def _claim_and_complete(settings: Settings, task_id: uuid.UUID) -> float:
-    from grader.records import CriterionScore, Grade
+    from grader.grading.grade import CriterionScore, Grade
 
     grade = Grade(
         criteria=tuple(
@@ -482,9 +490,9 @@ async def _claim_and_complete(settings: Settings, task_id: uuid.UUID) -> float:
         completion_tokens=1,
         model_attempts=1,
     )
-    async with db.open_async_pool(settings, max_size=1) as pool:
-        job = await store.claim_task(pool, task_id, settings)
-        await store.complete_task(pool, job, grade)  # returns once committed
+    async with open_async_pool(settings, max_size=1) as pool:
+        job = await claim_job(pool, task_id, settings)
+        await complete_job(pool, job, grade)  # returns once committed
         return time.perf_counter()
 
 
@@ -596,7 +604,7 @@ def main() -> int:
         return args.only == section if args.only else section != "batch"
 
     started = time.monotonic()
-    db.database_url(Settings.from_env())  # embedded server in the bench's private home, migrated
+    database_url(Settings.from_env())  # embedded server in the bench's private home, migrated
     sim_port = 8991
     sim = subprocess.Popen(
         [sys.executable, "-m", "essay_grader.cli", "simulate-llm", "--port", str(sim_port)],
@@ -637,8 +645,8 @@ def main() -> int:
         os.killpg(sim.pid, 15)
         os.killpg(server.pid, 15)
         server.wait(30)
-        db.close_pools()
-        from grader.db import stop_embedded
+        close_pools()
+        from grader.store.embedded import stop_embedded
 
         stop_embedded(Settings.from_env())
     if wanted("report"):

@@ -34,8 +34,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from essay_grader import review_page
 from essay_grader.client import GraderClient
 from grader import export, review
-from grader.api_keys import Caller, authenticate
-from grader.db import first_line, ping
 from grader.errors import (
     ConflictError,
     GraderError,
@@ -43,10 +41,15 @@ from grader.errors import (
     InvalidInputError,
     NotFoundError,
     RubricError,
+    first_line,
 )
-from grader.models import MAX_STUDENT_REF_CHARS, Rubric, StorableText
-from grader.records import Grade, JobStatus
+from grader.grading.essay import MAX_STUDENT_REF_CHARS, StorableText
+from grader.grading.grade import Grade
+from grader.grading.rubric import Rubric
+from grader.jobs import JobStatus
 from grader.settings import Settings
+from grader.store.api_keys import Caller, authenticate
+from grader.store.connections import ping
 
 log = logging.getLogger("grader.api")
 

@@ -20,7 +20,7 @@ from grader.errors import ConfigError, GraderError, InvalidEssayError
 from grader.settings import Settings, redact_url
 
 if TYPE_CHECKING:
-    from grader.records import JobStatus
+    from grader.jobs import JobStatus
 
 # Heavy modules (psycopg, pydantic, openai, prefect, pandas, matplotlib, fastapi) are imported
 # by the commands that need them, so that `grader --help` and `grader status` start at once.
@@ -56,16 +56,16 @@ def _client(settings: Settings):
 
 def _connect(settings: Settings):
     """A connection to a database whose schema is current, or a one-line reason why not."""
-    from grader import db
+    from grader.store.connections import connect
 
-    return db.connect(settings)
+    return connect(settings)
 
 
 # --- commands -----------------------------------------------------------------------------
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from grader.migrate import migrate_database
+    from grader.store.connections import migrate_database
 
     applied = migrate_database(settings)
     _emit(
@@ -209,10 +209,10 @@ def cmd_reap(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
-    from grader.store import prune_finished_tasks
+    from grader.store.jobs import prune_finished_jobs
 
     with _connect(settings) as conn:
-        counts = prune_finished_tasks(conn, args.older_than, args.with_grades)
+        counts = prune_finished_jobs(conn, args.older_than, args.with_grades)
     _emit(
         args,
         counts,
@@ -223,7 +223,7 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
-    from grader.store import grading_time_stats
+    from grader.store.monitoring import grading_time_stats
     from reports import monitoring
 
     with _connect(settings) as conn:
@@ -243,7 +243,7 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_evaluate_import(args: argparse.Namespace, settings: Settings) -> int:
     from grader import evaluation
-    from grader.models import load_rubric
+    from grader.grading.rubric import load_rubric
 
     rubric = load_rubric(args.rubric)
     path = Path(args.file)
@@ -301,7 +301,7 @@ def cmd_evaluate_run(args: argparse.Namespace, settings: Settings) -> int:
     }
     anchors = None
     if args.anchors:
-        from grader.models import parse_rubric
+        from grader.grading.rubric import parse_rubric
 
         with _connect(settings) as conn:
             set_row = evaluation.find_set(conn, args.set)
@@ -309,7 +309,7 @@ def cmd_evaluate_run(args: argparse.Namespace, settings: Settings) -> int:
         anchors = evaluation.load_anchors(Path(args.anchors), rubric)
     with ExitStack() as stack:
         if settings.simulated:
-            from grader.simulator import LLMSimulator, SimulatorConfig
+            from model_simulator import LLMSimulator, SimulatorConfig
 
             with _connect(settings) as conn:
                 reference = evaluation.reference_scores(
@@ -416,7 +416,7 @@ def cmd_review_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_review_show(args: argparse.Namespace, settings: Settings) -> int:
     from grader import review
-    from grader.store import parse_uuid
+    from grader.store.jobs import parse_uuid
 
     with _connect(settings) as conn:
         item = review.detail(conn, parse_uuid(args.task_id, "task"))
@@ -445,7 +445,7 @@ def cmd_review_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_review_decide(args: argparse.Namespace, settings: Settings) -> int:
     from grader import review
-    from grader.store import parse_uuid
+    from grader.store.jobs import parse_uuid
 
     scores = review.parse_scores(getattr(args, "score", None) or [])
     with _connect(settings) as conn:
@@ -492,16 +492,17 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_regrade(args: argparse.Namespace, settings: Settings) -> int:
-    from grader import review, store
+    from grader import review
     from grader.export import parse_since
+    from grader.store.jobs import save_rubric
 
     name = args.rubric
     with _connect(settings) as conn:
         if Path(name).suffix.lower() in (".toml", ".json"):  # an edited file: a new version
-            from grader.models import load_rubric
+            from grader.grading.rubric import load_rubric
 
             rubric = load_rubric(name)
-            store.save_rubric(conn, rubric)
+            save_rubric(conn, rubric)
             name = rubric.name
         result = review.regrade(
             conn,
@@ -527,20 +528,20 @@ def cmd_regrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
-    from grader import batching
+    from grader.store import provider_batches
 
     if args.action == "run":
         return _run_batch(args, settings)
     if args.action != "list" and not args.ref:
         raise GraderError(f"batch {args.action} needs the batch's reference or provider id")
     with _connect(settings) as conn:
-        rows = batching.listing(conn, args.ref, args.limit)
+        rows = provider_batches.listing(conn, args.ref, args.limit)
     if args.ref and not rows:
         raise GraderError(f"no batch with reference or provider id {args.ref[:60]!r}")
     if args.action == "cancel":
         import asyncio
 
-        from grader.llm import model_client
+        from grader.model.client import model_client
 
         provider_id = rows[0]["provider_batch_id"]
         if provider_id is None or rows[0]["status"] == "collected":
@@ -616,8 +617,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_simulate_llm(args: argparse.Namespace, settings: Settings) -> int:
-    from grader.simulator import SimulatorConfig, parse_fault_rates, serve_forever
-    from grader.simulator_batch import BatchConfig
+    from model_simulator import BatchConfig, SimulatorConfig, parse_fault_rates, serve_forever
 
     try:
         rates = parse_fault_rates(args.faults) if args.faults else {}
@@ -643,7 +643,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from essay_grader.api import create_app
-    from grader.api_keys import list_keys
+    from grader.store.api_keys import list_keys
 
     with _connect(settings) as conn:
         live = [k for k in list_keys(conn) if k["revoked_at"] is None]
@@ -655,7 +655,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_api_key(args: argparse.Namespace, settings: Settings) -> int:
-    from grader import api_keys
+    from grader.store import api_keys
 
     with _connect(settings) as conn:
         if args.action == "create":
@@ -695,15 +695,15 @@ def _cap(text: str) -> float | None:
 
 
 def cmd_budget(args: argparse.Namespace, settings: Settings) -> int:
-    from grader import budget
+    from grader.store import spending
 
     with _connect(settings) as conn:
         for period in ("daily", "monthly"):
             value = getattr(args, period)
             if value is not False:
-                budget.set_cap(conn, period, value)
-        summary = budget.spending(conn)
-    _emit(args, summary, budget.format_spending(summary))
+                spending.set_cap(conn, period, value)
+        summary = spending.spending(conn)
+    _emit(args, summary, spending.format_spending(summary))
     return 0
 
 
@@ -754,7 +754,7 @@ def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
-    from grader.db import stop_embedded
+    from grader.store.embedded import stop_embedded
 
     if settings.database_url:
         raise GraderError("DATABASE_URL is set: the grader does not manage that server")
@@ -1128,7 +1128,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"grader: error: {exc}", file=sys.stderr)
         return 1
     except psycopg.OperationalError as exc:
-        from grader.db import first_line
+        from grader.errors import first_line
 
         print(f"grader: error: database unavailable: {first_line(exc)}", file=sys.stderr)
         return 1

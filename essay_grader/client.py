@@ -24,13 +24,24 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from essay_grader.runner import run_here
-from grader import db, handoff, store
+from grader import handoff
 from grader.errors import GradingFailedError, GradingTimeoutError
-from grader.records import JobStatus
+from grader.jobs import JobStatus
 from grader.settings import Settings
+from grader.store.connections import database_url, get_pool
+from grader.store.jobs import (
+    cancel_job,
+    create_grading_job,
+    create_submission,
+    job_status,
+    parse_uuid,
+    save_rubric,
+)
+from grader.store.listeners import listener_alive
+from grader.store.queries import query
 
 if TYPE_CHECKING:
-    from grader.models import Rubric
+    from grader.grading.rubric import Rubric
 
 # A rubric: a Rubric, the path of a rubric file, or None for the submission's (or the default).
 RubricArg: TypeAlias = "Rubric | str | Path | None"
@@ -46,15 +57,15 @@ class GraderClient:
         """The given pool, or the process's pool for these settings' database (opened, and its
         schema checked, on first use)."""
         if self._pool is None:
-            self._pool = db.get_pool(self.settings)
+            self._pool = get_pool(self.settings)
         return self._pool
 
     def _rubric_id(self, conn: psycopg.Connection, rubric: RubricArg) -> UUID:
-        from grader.models import Rubric, load_rubric
+        from grader.grading.rubric import Rubric, load_rubric
 
         if not isinstance(rubric, Rubric):
             rubric = load_rubric(rubric)
-        return store.save_rubric(conn, rubric)
+        return save_rubric(conn, rubric)
 
     def submit_essay(
         self,
@@ -68,13 +79,13 @@ class GraderClient:
         and returns its submission id. An empty, binary or over-long essay is refused with
         InvalidEssayError and nothing is stored. `api_key_id` (the HTTP API's caller) owns it."""
         # Pydantic (the rubric models) is imported by the calls that need it, not by a status check
-        from grader.models import check_essay, check_student_ref
+        from grader.grading.essay import check_essay, check_student_ref
 
         check_essay(text, self.settings.max_essay_chars)
         check_student_ref(student_ref)
         with self.pool.connection() as conn:
             rubric_id = self._rubric_id(conn, rubric)
-            return store.create_submission(conn, text, student_ref, rubric_id, api_key_id)
+            return create_submission(conn, text, student_ref, rubric_id, api_key_id)
 
     def start_grading_job(
         self,
@@ -91,12 +102,10 @@ class GraderClient:
         background, after the commit. With `api_key_id`, only that key's submissions. With
         `mode="batch"`, the job waits for the next grade-pending-batch run instead (the
         provider's Batch API: half the price, within 24 hours)."""
-        submission_id = store.parse_uuid(submission_id, "submission")
+        submission_id = parse_uuid(submission_id, "submission")
         with self.pool.connection() as conn:
             rubric_id = self._rubric_id(conn, rubric) if rubric is not None else None
-            task_id, created = store.create_grading_task(
-                conn, submission_id, rubric_id, api_key_id, mode
-            )
+            task_id, created = create_grading_job(conn, submission_id, rubric_id, api_key_id, mode)
             grader = self._who_grades(conn) if created and mode == "now" else None
         if grader == "prefect":
             handoff.hand_off(self.settings, task_id)
@@ -107,7 +116,7 @@ class GraderClient:
         (grade-on-arrival) if one is alive: it heard the job's notification and takes it at
         once. Else the Prefect deployment a new job is handed to, if one is configured. Else
         nobody but this process: `grade_job` grades it here."""
-        if store.listener_alive(conn):
+        if listener_alive(conn):
             return "listener"
         return "prefect" if handoff.enabled(self.settings) else "here"
 
@@ -117,16 +126,16 @@ class GraderClient:
         """Status, timestamps, attempts, error and, once completed, the grade; for a pending
         job while a spending cap pauses grading, the reason. With `api_key_id`, only that
         key's jobs."""
-        task_id = store.parse_uuid(task_id, "task")
+        task_id = parse_uuid(task_id, "task")
         with self.pool.connection() as conn:
-            return store.task_status(conn, task_id, api_key_id)
+            return job_status(conn, task_id, api_key_id)
 
     def cancel_grading_job(self, task_id: UUID | str) -> JobStatus:
         """Cancels a pending job at once; a processing one stops before its next step (or at
         its worker's next heartbeat). A finished job is left as it is: GraderError says so."""
-        task_id = store.parse_uuid(task_id, "task")
+        task_id = parse_uuid(task_id, "task")
         with self.pool.connection() as conn:
-            return store.cancel_task(conn, task_id)
+            return cancel_job(conn, task_id)
 
     def wait_for_grade(
         self,
@@ -139,16 +148,16 @@ class GraderClient:
         GradingFailedError if it failed or was cancelled, GradingTimeoutError after `timeout`.
         With `listen`, a finished job's NOTIFY wakes the wait at once; polling every
         `poll_interval` seconds covers a missed notification."""
-        task_id = store.parse_uuid(task_id, "task")
+        task_id = parse_uuid(task_id, "task")
         deadline = time.monotonic() + timeout
         listening = (
-            psycopg.connect(db.database_url(self.settings), autocommit=True)
+            psycopg.connect(database_url(self.settings), autocommit=True)
             if listen
             else nullcontext()
         )
         with listening as listener:
             if listen:
-                listener.execute(db.query("listen_task_finished"))
+                listener.execute(query("listen_job_finished"))
             while True:
                 status = self.check_grading_status(task_id)
                 if status.status == "completed":
@@ -182,9 +191,9 @@ class GraderClient:
         """Waits for a job's grade. When no worker will take it (`_who_grades`), a pending job
         is graded here, in this process, by the same flow a worker runs (`grader grade --wait`
         and `grade_submission` both come here)."""
-        task_id = store.parse_uuid(task_id, "task")
+        task_id = parse_uuid(task_id, "task")
         with self.pool.connection() as conn:
-            here = store.task_status(conn, task_id).status == "pending"
+            here = job_status(conn, task_id).status == "pending"
             here = here and self._who_grades(conn) == "here"
         if here:
             self.settings.require_model()

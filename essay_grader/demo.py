@@ -24,11 +24,11 @@ from uuid import UUID
 from essay_grader.client import GraderClient
 from essay_grader.prefect_setup import start_prefect
 from essay_grader.runner import run_here
-from grader import db, store
-from grader.migrate import migrate_database
-from grader.records import JobStatus
+from grader.jobs import JobStatus
 from grader.settings import Settings
-from grader.simulator import LLMSimulator, SimulatorConfig
+from grader.store.connections import connect, migrate_database
+from grader.store.monitoring import grading_time_stats
+from model_simulator import LLMSimulator, SimulatorConfig
 from reports.monitoring import format_stats
 
 SIMULATOR_LATENCY_MS = 600.0
@@ -133,8 +133,8 @@ def run_demo(settings: Settings, say: Callable[[str], None]) -> tuple[bool, dict
         run_here(settings, lambda: _grade_all(tasks, report))
 
     results = {name: client.check_grading_status(task_id) for name, task_id in tasks.items()}
-    with db.connect(settings) as conn:
-        stats = store.grading_time_stats(conn, 7)
+    with connect(settings) as conn:
+        stats = grading_time_stats(conn, 7)
     say("")
     say(
         _table(results)

@@ -20,10 +20,11 @@ from uuid import UUID
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from grader import api_keys, review
+from grader import review
 from grader.errors import ConflictError, InvalidInputError, NotFoundError
-from grader.injection import flagged_passages
-from grader.store import parse_uuid
+from grader.quality.injection import flagged_passages
+from grader.store import api_keys
+from grader.store.jobs import parse_uuid
 
 SESSION_COOKIE = "grader_session"
 SIGN_IN_COOKIE = "grader_sign_in"  # the sign-in form's CSRF token (double submit)

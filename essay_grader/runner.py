@@ -14,8 +14,9 @@ from typing import Any, TypeVar
 import psycopg
 
 from essay_grader.prefect_setup import configure_prefect
-from grader import db, store
 from grader.settings import Settings, settings_scope
+from grader.store.connections import connect, open_async_pool
+from grader.store.jobs import unfinished_job_counts
 
 T = TypeVar("T")
 
@@ -38,11 +39,11 @@ async def _report_progress(
     settings: Settings, interval: float, report: Callable[[float, dict[str, int]], None]
 ) -> None:
     started = time.monotonic()
-    async with db.open_async_pool(settings, max_size=1) as pool:
+    async with open_async_pool(settings, max_size=1) as pool:
         while True:
             await asyncio.sleep(interval)
             try:
-                counts = await store.unfinished_task_counts(pool)
+                counts = await unfinished_job_counts(pool)
             except psycopg.OperationalError:
                 continue  # the database is away for a moment; the flow retries on its own
             report(time.monotonic() - started, counts)
@@ -60,7 +61,7 @@ def run_pending(
     (a spending cap) if it is."""
     settings.require_model()
     from flows.grading import grade_pending
-    from grader.budget import spending
+    from grader.store.spending import spending
 
     async def work() -> dict[str, int]:
         watcher = asyncio.create_task(_report_progress(settings, interval, report))
@@ -73,7 +74,7 @@ def run_pending(
     started = time.monotonic()
     outcomes = run_here(settings, work)
     elapsed = time.monotonic() - started
-    with db.connect(settings) as conn:
+    with connect(settings) as conn:
         paused = spending(conn)["paused_reason"]
     return {
         **outcomes,
@@ -85,6 +86,6 @@ def run_pending(
 
 def reap(settings: Settings) -> dict[str, int]:
     """The reaper flow, here: jobs of lost workers back to pending (or failed)."""
-    from flows.maintenance import reap_stuck_tasks
+    from flows.maintenance import reap_stuck_jobs
 
-    return run_here(settings, reap_stuck_tasks)
+    return run_here(settings, reap_stuck_jobs)

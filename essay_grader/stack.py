@@ -27,9 +27,10 @@ import psycopg
 
 import flows
 from essay_grader.prefect_setup import OFFLINE
-from grader import db
 from grader.errors import GraderError
 from grader.settings import Settings
+from grader.store.connections import database_url
+from grader.store.embedded import ensure_database, stop_embedded
 
 # Where the `flows` package lives (the source tree, or site-packages of an installed grader):
 # prefect.yaml's entrypoints (flows/grading.py:...) are paths relative to it.
@@ -114,7 +115,7 @@ def prefect_database_url(grader_url: str, name: str = PREFECT_DATABASE) -> str:
     """The Prefect server's SQLAlchemy URL for database `name` (created if missing) on the
     server of `grader_url`."""
     info = psycopg.conninfo.conninfo_to_dict(grader_url)
-    db.ensure_database(grader_url, name)
+    ensure_database(grader_url, name)
     user = info.get("user", "postgres")
     password = f":{info['password']}" if info.get("password") else ""
     host = info.get("host", "localhost")
@@ -164,7 +165,7 @@ def up(settings: Settings, options: StackOptions, say) -> dict:
     bin_dir = Path(sys.executable).parent
     prefect = str(bin_dir / "prefect")
     api_url = f"http://{options.host}:{options.port}/api"
-    grader_url = db.database_url(settings)
+    grader_url = database_url(settings)
     base_env = {
         **os.environ,
         **OFFLINE,
@@ -290,6 +291,6 @@ def down(settings: Settings) -> list[str]:
         _stop_pids(pids)
         stopped.extend(pids)
         path.unlink()
-    if not settings.database_url and db.stop_embedded(settings):
+    if not settings.database_url and stop_embedded(settings):
         stopped.append("postgresql")
     return stopped

@@ -31,13 +31,22 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from flows.grading import pause_point, recheck_grade
-from grader import batching, budget, store
 from grader.context import RunContext, open_run_context
-from grader.db import connect
 from grader.errors import GraderError, LeaseLostError
-from grader.llm import build_messages, prompt_version, response_format
-from grader.models import ModelReply, check_essay
+from grader.grading.essay import check_essay
+from grader.grading.scoring import ModelReply
+from grader.model.prompt import build_messages, prompt_version, response_format
 from grader.settings import settings_for_run
+from grader.store import provider_batches, spending
+from grader.store.connections import connect
+from grader.store.jobs import (
+    ClaimedJob,
+    Submission,
+    complete_job,
+    fail_job,
+    load_submissions,
+    release_worker_jobs,
+)
 from tasks.grading import call_openai_for, score_replies
 
 METADATA_KEY = "grader_batch_ref"
@@ -45,9 +54,7 @@ FINAL = ("completed", "expired", "failed", "cancelled")
 RETRYABLE = {"429", "500", "502", "503", "504", "batch_expired", "server_error"}
 
 
-def _line(
-    ctx: RunContext, job: store.ClaimedJob, submission: store.Submission, schema: dict[str, Any]
-) -> str:
+def _line(ctx: RunContext, job: ClaimedJob, submission: Submission, schema: dict[str, Any]) -> str:
     messages = build_messages(submission.rubric, submission.essay, ctx.settings.anchor_tokens)
     body = {
         "model": ctx.settings.model,
@@ -56,7 +63,7 @@ def _line(
         "temperature": 0,
     }
     line = {
-        "custom_id": batching.custom_id(job),
+        "custom_id": provider_batches.custom_id(job),
         "method": "POST",
         "url": "/v1/chat/completions",
         "body": body,
@@ -65,7 +72,7 @@ def _line(
 
 
 @task(name="submit-batch", cache_policy=NO_CACHE)
-async def submit_batch(ctx: RunContext, ref: UUID, jobs: list[store.ClaimedJob]) -> str:
+async def submit_batch(ctx: RunContext, ref: UUID, jobs: list[ClaimedJob]) -> str:
     """load-submission and call-OpenAI at batch granularity: the JSONL of the batch's jobs,
     uploaded, and the provider batch created with our reference (unless one exists)."""
     async for existing in ctx.llm.batches.list(limit=100):
@@ -78,7 +85,7 @@ async def submit_batch(ctx: RunContext, ref: UUID, jobs: list[store.ClaimedJob])
             break
     else:
         lines = []
-        submissions = await store.load_submissions(ctx.pool, jobs)  # one query for the batch
+        submissions = await load_submissions(ctx.pool, jobs)  # one query for the batch
         schemas: dict[UUID, dict[str, Any]] = {}  # by rubric
         for job in jobs:
             submission = submissions.get(job.task_id)
@@ -87,7 +94,7 @@ async def submit_batch(ctx: RunContext, ref: UUID, jobs: list[store.ClaimedJob])
             try:
                 check_essay(submission.essay, ctx.settings.max_essay_chars)
             except GraderError as exc:  # this job fails; the batch goes without it
-                await store.fail_task(ctx.pool, job, str(exc)[:300])
+                await fail_job(ctx.pool, job, str(exc)[:300])
                 continue
             if submission.rubric_id not in schemas:
                 schemas[submission.rubric_id] = response_format(submission.rubric)
@@ -135,7 +142,7 @@ async def collect_batch(ctx: RunContext, ref: UUID, provider_batch_id: str) -> d
     if batch.status not in FINAL:
         return provider
     with connect(ctx.settings) as conn:
-        held = {batching.custom_id(j): j for j in batching.jobs(conn, ref)}
+        held = {provider_batches.custom_id(j): j for j in provider_batches.jobs(conn, ref)}
     call_openai = call_openai_for(ctx.settings)
     counts = {**provider, "completed": 0, "failed": 0, "requeued": 0, "stale": 0, "malformed": 0}
     holder = replace(ctx.settings, worker_id=f"batch:{ref}")
@@ -149,7 +156,7 @@ async def collect_batch(ctx: RunContext, ref: UUID, provider_batch_id: str) -> d
                     records.append(json.loads(line))
                 except ValueError:  # its job, unanswered, goes back with the rest below
                     counts["malformed"] += 1
-    submissions = await store.load_submissions(ctx.pool, list(held.values()))
+    submissions = await load_submissions(ctx.pool, list(held.values()))
     for record in records:
         job = held.pop(record.get("custom_id"), None) if isinstance(record, dict) else None
         if job is None:  # cancelled, or graded by another path meanwhile: dropped
@@ -162,7 +169,7 @@ async def collect_batch(ctx: RunContext, ref: UUID, provider_batch_id: str) -> d
             if error or response.get("status_code") != 200:
                 if code in RETRYABLE:  # to the next batch, or to be graded now
                     synchronous = ctx.settings.batch_retry == "synchronous"
-                    await store.release_worker_tasks(
+                    await release_worker_jobs(
                         ctx.pool,
                         holder,
                         f"batch line error {code}: sent back",
@@ -171,7 +178,7 @@ async def collect_batch(ctx: RunContext, ref: UUID, provider_batch_id: str) -> d
                     )
                     counts["requeued"] += 1
                 else:
-                    await store.fail_task(ctx.pool, job, f"model API error {code} in a batch")
+                    await fail_job(ctx.pool, job, f"model API error {code} in a batch")
                     counts["failed"] += 1
                 continue
             submission = submissions.get(job.task_id)
@@ -193,24 +200,24 @@ async def collect_batch(ctx: RunContext, ref: UUID, provider_batch_id: str) -> d
             )
             # the same checks as a synchronous grade: a suspect one is graded again, at once
             grade = await recheck_grade(ctx, call_openai, submission, grade)
-            await store.complete_task(ctx.pool, job, grade)
+            await complete_job(ctx.pool, job, grade)
             counts["completed"] += 1
             if counts["completed"] == 1:
                 await pause_point("batch-store", ctx)
         except LeaseLostError:
             counts["stale"] += 1
         except GraderError as exc:  # an answer that does not fit the rubric: asked again
-            await store.release_worker_tasks(
+            await release_worker_jobs(
                 ctx.pool, holder, f"the batch's answer did not fit: {str(exc)[:300]}", job.task_id
             )
             counts["requeued"] += 1
     for job in held.values():  # no line at all: an expired, failed or cancelled batch
-        await store.release_worker_tasks(
+        await release_worker_jobs(
             ctx.pool, holder, f"batch {batch.status} without an answer: sent back", job.task_id
         )
         counts["requeued"] += 1
     with connect(ctx.settings) as conn:
-        batching.collected(conn, ref, counts)
+        provider_batches.collected(conn, ref, counts)
     if counts["stale"]:  # task ids and counts only: never an essay
         get_run_logger().info(
             "batch %s: %d answer(s) dropped, their jobs cancelled or graded another way",
@@ -244,26 +251,28 @@ async def grade_pending_batch(limit: int = 1000) -> dict[str, Any]:
     settings = settings_for_run()
     summary: dict[str, Any] = {"collected": [], "sent": None}
     with connect(settings) as lock:
-        if not batching.lock_runs(lock):
+        if not provider_batches.lock_runs(lock):
             return {**summary, "skipped": "another grade-pending-batch run is active"}
         async with open_run_context(settings, 4, flow_run.id) as ctx:
             with connect(settings) as conn:
-                open_batches = batching.open_batches(conn)
+                open_batches = provider_batches.open_batches(conn)
             for row in open_batches:
                 ref, provider_id = row["batch_ref"], row["provider_batch_id"]
                 if provider_id is None:  # a crash before the batch id was stored
                     with connect(settings) as conn:
-                        held = batching.jobs(conn, ref)
+                        held = provider_batches.jobs(conn, ref)
                         if not held:  # its jobs were all cancelled meanwhile
-                            batching.collected(conn, ref, {"status": "nothing left to send"})
+                            provider_batches.collected(
+                                conn, ref, {"status": "nothing left to send"}
+                            )
                             continue
                     provider_id = await _send(ctx, ref, held)
                 result = await collect_batch(ctx, ref, provider_id)
                 await _publish(ref, provider_id, row["jobs"], result)
                 summary["collected"].append({"batch": provider_id, **result})
             with connect(settings) as conn:
-                allowed = budget.batch_allowance(conn, ctx.prices)
-                ref, jobs = batching.claim(
+                allowed = spending.batch_allowance(conn, ctx.prices)
+                ref, jobs = provider_batches.claim(
                     conn, limit if allowed is None else min(limit, allowed), settings.model
                 )
             if ref is not None:
@@ -274,10 +283,10 @@ async def grade_pending_batch(limit: int = 1000) -> dict[str, Any]:
     return summary
 
 
-async def _send(ctx: RunContext, ref: UUID, jobs: list[store.ClaimedJob]) -> str:
+async def _send(ctx: RunContext, ref: UUID, jobs: list[ClaimedJob]) -> str:
     """Sends the intent's jobs and stores the provider's batch id."""
     provider_id = await submit_batch(ctx, ref, jobs)
     await pause_point("batch-create", ctx)
     with connect(ctx.settings) as conn:
-        batching.submitted(conn, ref, provider_id)
+        provider_batches.submitted(conn, ref, provider_id)
     return provider_id

@@ -19,21 +19,29 @@ from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
-from grader import recheck, store
 from grader.context import RunContext, open_run_context
 from grader.errors import GraderError, LeaseLostError
+from grader.grading.grade import Grade
+from grader.grading.pricing import call_cost
+from grader.grading.scoring import parse_reply
 from grader.handoff import grade_run_name
-from grader.llm import describe_failure
-from grader.models import parse_reply
-from grader.pricing import call_cost
-from grader.records import Grade, JobStatus
+from grader.jobs import JobStatus
+from grader.model.failures import describe_failure
+from grader.quality import recheck
 from grader.review import add_reasons
 from grader.settings import settings_for_run
-from grader.store import ClaimedJob, Submission
+from grader.store.jobs import (
+    ClaimedJob,
+    Submission,
+    fetch_job_status,
+    release_worker_jobs,
+    renew_lease,
+)
+from grader.store.listeners import listening_for_pending, other_listener_alive
 from tasks.grading import (
     call_openai_for,
+    claim_job,
     claim_pending,
-    claim_task,
     load_submission,
     mark_failed,
     parse_score,
@@ -107,7 +115,7 @@ async def _keep_lease(ctx: RunContext, job: ClaimedJob, work: asyncio.Task[str])
     while True:
         await asyncio.sleep(ctx.settings.heartbeat_seconds)
         try:
-            owned = await store.renew_lease(ctx.pool, job, ctx.settings.lease_seconds)
+            owned = await renew_lease(ctx.pool, job, ctx.settings.lease_seconds)
         except psycopg.OperationalError:
             continue  # the database is away for a moment; the lease has room for missed beats
         if not owned:
@@ -135,7 +143,7 @@ async def release_on_crash(flow, run, state) -> None:
     when their leases expire."""
     task_id = run.parameters.get("task_id")
     async with open_run_context(settings_for_run(), 1, run.id, model=False) as ctx:
-        await store.release_worker_tasks(
+        await release_worker_jobs(
             ctx.pool,
             ctx.settings,
             f"flow run {run.name} crashed: {(state.message or '')[:200]}",
@@ -178,14 +186,14 @@ async def grade_submission(task_id: UUID) -> State:
     persist-result. A job that is not pending (already taken, finished) is left alone."""
     settings = settings_for_run()
     async with open_run_context(settings, 2, flow_run.id) as ctx:
-        job = await claim_task(ctx, task_id)
+        job = await claim_job(ctx, task_id)
         if job is None:
-            status = await store.fetch_task_status(ctx.pool, task_id)  # NotFoundError if none
+            status = await fetch_job_status(ctx.pool, task_id)  # NotFoundError if none
             if status.paused_reason:  # a spending cap: the job waits for grade-pending
                 return Completed(message=f"task {task_id} left pending: {status.paused_reason}")
             return Completed(message=f"task {task_id} was not pending ({status.status})")
         outcome = await grade_claimed_job(ctx, call_openai_for(settings), job)
-        status = await store.fetch_task_status(ctx.pool, task_id)
+        status = await fetch_job_status(ctx.pool, task_id)
     if outcome == "completed":
         score = _score_line(status)
         await acreate_markdown_artifact(
@@ -290,15 +298,14 @@ async def grade_on_arrival(
     deadline = _next_boundary(minutes, time.time())
     async with (
         open_run_context(settings, min(concurrency + 1, 20), flow_run.id) as ctx,
-        store.listening_for_pending(ctx.settings, ctx.settings.worker_id, ctx.flow_run_id) as heard,
+        listening_for_pending(ctx.settings, ctx.settings.worker_id, ctx.flow_run_id) as heard,
     ):
         await reap_expired_leases(ctx)
 
         async def more_work() -> bool:
             now = time.time()
             if now >= deadline + handover_seconds or (
-                now >= deadline
-                and await store.other_listener_alive(ctx.pool, ctx.settings.worker_id)
+                now >= deadline and await other_listener_alive(ctx.pool, ctx.settings.worker_id)
             ):
                 return False
             with contextlib.suppress(TimeoutError):

@@ -7,14 +7,14 @@ from prefect import flow
 
 from grader import review
 from grader.context import open_run_context
-from grader.db import connect
 from grader.export import parse_since
 from grader.settings import settings_for_run
+from grader.store.connections import connect
 from tasks.grading import reap_expired_leases
 
 
-@flow(name="reap-stuck-tasks")
-async def reap_stuck_tasks() -> dict[str, int]:
+@flow(name="reap-stuck-jobs")
+async def reap_stuck_jobs() -> dict[str, int]:
     """Processing jobs whose lease expired (their worker died or stalled) go back to pending
     while attempts remain (GRADER_MAX_ATTEMPTS), otherwise to failed with the reason."""
     async with open_run_context(settings_for_run(), 1, model=False) as ctx:

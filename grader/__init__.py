@@ -1,9 +1,9 @@
-"""The grader's core library: settings, the database (pools, the embedded server, migrations),
-the store (every SQL statement, by name), the records (rubrics, grades, job status), the model
-client and prompt, the injection detector, prices and spending caps, the hand-off to Prefect, and
-the model simulator.
+"""The grader's core library, by concern: `grading` (rubrics, essay checks, scoring, prices),
+`model` (the prompt, the chat request, which failures to retry), `quality` (the injection
+detector and the recheck), `store` (PostgreSQL: every SQL statement by name), plus settings,
+errors, the job record, a flow run's context and the hand-off to Prefect.
 
 The layers point one way: `flows`, `tasks` and `reports` import this library, and it never
-imports them; `essay_grader` (the command line, the HTTP API, the local stack, the demo and the
-Python client) sits on top and may import everything.
+imports them; `essay_grader` (the command line, the HTTP API, the pages, the local stack, the demo
+and the Python client) sits on top and may import everything. `model_simulator` stands apart.
 """

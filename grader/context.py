@@ -12,10 +12,10 @@ from uuid import UUID
 import openai
 from psycopg_pool import AsyncConnectionPool
 
-from grader.db import open_async_pool
-from grader.llm import model_client
-from grader.pricing import Prices, load_prices
+from grader.grading.pricing import Prices, load_prices
+from grader.model.client import model_client
 from grader.settings import Settings
+from grader.store.connections import open_async_pool
 
 
 @dataclass(frozen=True)

@@ -53,3 +53,8 @@ class ConflictError(GraderError):
 class LeaseLostError(Exception):
     """This attempt no longer owns its job (cancelled, or taken over after its lease expired);
     whatever it computed is discarded."""
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from grader import store
-from grader.db import first_line, query
-from grader.errors import InvalidInputError, NotFoundError
-from grader.models import storable_text
+from grader.errors import InvalidInputError, NotFoundError, first_line
+from grader.grading.essay import storable_text
+from grader.store.jobs import save_rubric
+from grader.store.monitoring import copy_csv
+from grader.store.queries import query
 
 if TYPE_CHECKING:
-    from grader.models import Rubric
+    from grader.grading.rubric import Rubric
 
 TOTAL = "total"  # the holistic total, beside the rubric's criterion keys
 SECOND = "second_"  # a second rater's score of a target: second_thesis, second_total
@@ -217,7 +218,7 @@ def import_set(
     rubric's bounds."""
     maxima = {c.key: c.max_points for c in rubric.criteria} | {TOTAL: rubric.max_score}
     with conn.transaction():
-        rubric_id = store.save_rubric(conn, rubric)
+        rubric_id = save_rubric(conn, rubric)
         if conn.execute(query("evaluation_set_by_name"), {"name": name}).fetchone():
             raise InvalidInputError(f"a set named {name!r} exists: choose another --name")
         set_id = conn.execute(
@@ -318,12 +319,12 @@ def create_run(
     """The run and one pending job per essay, in one transaction (a listener hears them at
     once; grade-pending sweeps them up otherwise). With `anchors`, the jobs grade by the set's
     rubric carrying those anchor essays (a rubric of its own, stored once per content)."""
-    from grader.models import parse_rubric
+    from grader.grading.rubric import parse_rubric
 
     rubric_id = set_row["rubric_id"]
     if anchors:
         rubric = parse_rubric(set_row["rubric"], set_row["name"]).with_anchors(anchors)
-        rubric_id = store.save_rubric(conn, rubric)
+        rubric_id = save_rubric(conn, rubric)
     with conn.transaction():
         run = conn.execute(
             query("insert_evaluation_run"),
@@ -352,7 +353,7 @@ def load_anchors(path: Path, rubric: Rubric) -> list[dict[str, Any]]:
     checked against `rubric` (InvalidInputError with a one-line reason)."""
     from pydantic import ValidationError
 
-    from grader.models import validation_summary
+    from grader.grading.rubric import validation_summary
 
     suffix = path.suffix.lower()
     if suffix in (".toml", ".json"):
@@ -402,7 +403,7 @@ def run_results(conn: psycopg.Connection, run: dict[str, Any]) -> tuple[bytes, d
     of its jobs (counts, cost, tokens, time, models, prompt versions)."""
     params = {"set_id": run["set_id"], "run_id": run["run_id"]}
     summary = conn.execute(query("evaluation_summary"), params).fetchone()
-    return store.copy_csv(conn, "evaluation_results", params), summary
+    return copy_csv(conn, "evaluation_results", params), summary
 
 
 def finish_run(conn: psycopg.Connection, run_id: uuid.UUID, metrics: dict[str, Any]) -> None:

@@ -19,10 +19,10 @@ from uuid import UUID
 
 import psycopg
 
-from grader import store
-from grader.db import query
 from grader.errors import InvalidInputError
-from grader.records import SIMULATED_MODEL_PREFIX
+from grader.grading.grade import SIMULATED_MODEL_PREFIX
+from grader.store.monitoring import keyset_page
+from grader.store.queries import query
 
 PAGE_ROWS = 20_000
 FIXED = [
@@ -89,7 +89,7 @@ def page(
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of the gradebook and the cursor of the next (None on the last)."""
     params = {"since": since, "rubric": rubric, "api_key_id": api_key_id}
-    rows, next_cursor = store.keyset_page(conn, "export_grades", params, cursor, limit)
+    rows, next_cursor = keyset_page(conn, "export_grades", params, cursor, limit)
     return [_record(r) for r in rows], next_cursor
 
 

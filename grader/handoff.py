@@ -19,8 +19,9 @@ import logging
 import threading
 from uuid import UUID
 
-from grader import db, store
 from grader.settings import Settings
+from grader.store.connections import get_pool
+from grader.store.jobs import set_flow_run_id
 
 log = logging.getLogger("grader.handoff")
 
@@ -113,8 +114,8 @@ def grade_run_name(task_id: UUID | str) -> str:
 
 
 def _record_flow_run(settings: Settings, task_id: UUID, flow_run_id: UUID) -> None:
-    with db.get_pool(settings).connection() as conn:
-        store.set_flow_run_id(conn, task_id, flow_run_id)
+    with get_pool(settings).connection() as conn:
+        set_flow_run_id(conn, task_id, flow_run_id)
 
 
 _handoffs: _Handoffs | None = None

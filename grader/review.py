@@ -25,10 +25,11 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
-from grader import store
-from grader.db import query
 from grader.errors import ConflictError, InvalidInputError, NotFoundError
-from grader.records import Grade
+from grader.grading.grade import Grade
+from grader.store.jobs import create_grading_job
+from grader.store.monitoring import keyset_page
+from grader.store.queries import query
 
 # reason -> how the review page names it
 REASONS = {
@@ -100,7 +101,7 @@ def queue(
     if reason is not None and reason not in REASONS:
         raise InvalidInputError(f"reason must be one of {', '.join(REASONS)}")
     params = {"state": state, "reason": reason, "rubric": rubric, "api_key_id": api_key_id}
-    return store.keyset_page(conn, "review_queue", params, cursor, limit)
+    return keyset_page(conn, "review_queue", params, cursor, limit)
 
 
 def counts(conn: psycopg.Connection, api_key_id: UUID | None = None) -> dict[str, Any]:
@@ -251,7 +252,7 @@ def regrade(
         if row["review_state"] == "needs_review" and only_auto:
             counts["skipped_needs_review"] += 1
             continue
-        _, created = store.create_grading_task(
+        _, created = create_grading_job(
             conn, row["submission_id"], latest["rubric_id"], row["api_key_id"]
         )
         counts["queued" if created else "already_queued"] += 1

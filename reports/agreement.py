@@ -21,7 +21,7 @@ import pandas as pd
 from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
 from grader.evaluation import TOTAL
-from grader.records import SIMULATED_MODEL_PREFIX
+from grader.grading.grade import SIMULATED_MODEL_PREFIX
 from reports.render import percent, plt, seconds, usd, write_page
 
 BOOTSTRAP_REPLICATES = 1000

@@ -8,20 +8,21 @@ from typing import Any
 import pandas as pd
 import psycopg
 
-from grader import store
+from grader.store import monitoring
+from grader.store.monitoring import Table
 
 
-def frame(table: store.Table) -> pd.DataFrame:
+def frame(table: Table) -> pd.DataFrame:
     """A store table as a DataFrame (with its columns even when there are no rows)."""
     return pd.DataFrame(table.rows, columns=table.columns)
 
 
 def recent_jobs(conn: psycopg.Connection, limit: int = 20) -> pd.DataFrame:
-    return frame(store.recent_tasks(conn, limit))
+    return frame(monitoring.recent_jobs(conn, limit))
 
 
 def failed_jobs(conn: psycopg.Connection, limit: int = 20) -> pd.DataFrame:
-    return frame(store.failed_tasks(conn, limit))
+    return frame(monitoring.failed_jobs(conn, limit))
 
 
 def format_stats(stats: dict[str, Any]) -> str:

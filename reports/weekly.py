@@ -18,12 +18,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
 import psycopg
 
-from grader import store
-from grader.db import connect
 from grader.errors import ConfigError
-from grader.pricing import Prices, call_cost, load_prices
-from grader.records import SIMULATED_MODEL_PREFIX
+from grader.grading.grade import SIMULATED_MODEL_PREFIX
+from grader.grading.pricing import Prices, call_cost, load_prices
 from grader.settings import Settings
+from grader.store.connections import connect
+from grader.store.monitoring import report_jobs_csv, table
 from reports.monitoring import frame
 from reports.render import write_report
 
@@ -95,7 +95,7 @@ class Report:
 def load_jobs(conn: psycopg.Connection, window: Window) -> pd.DataFrame:
     """The window's jobs as a narrow frame, streamed with COPY."""
     return pd.read_csv(
-        io.BytesIO(store.report_jobs_csv(conn, window.since, window.until)),
+        io.BytesIO(report_jobs_csv(conn, window.since, window.until)),
         dtype={
             "task_type": "category",
             "status": "category",
@@ -185,8 +185,8 @@ def build_report(conn: psycopg.Connection, window: Window, prices: Prices) -> Re
         {"attempts": attempts.index, "jobs": attempts.to_numpy()}
     )
 
-    report.tables["top_errors"] = frame(store.table(conn, "report_errors", {**params, "limit": 20}))
-    tokens = frame(store.table(conn, "report_tokens", params))
+    report.tables["top_errors"] = frame(table(conn, "report_errors", {**params, "limit": 20}))
+    tokens = frame(table(conn, "report_tokens", params))
     cost = [
         call_cost(row.model, row.prompt_tokens, row.completion_tokens, prices)
         for row in tokens.itertuples()
@@ -194,20 +194,20 @@ def build_report(conn: psycopg.Connection, window: Window, prices: Prices) -> Re
     tokens["cost_usd"] = cost
     report.tables["tokens_by_model"] = tokens
 
-    scores = frame(store.table(conn, "report_scores", params))
+    scores = frame(table(conn, "report_scores", params))
     report.tables["score_counts"] = scores
     report.tables["scores_by_criterion"] = _score_stats(scores)
-    report.tables["total_scores"] = frame(store.table(conn, "report_total_scores", params))
+    report.tables["total_scores"] = frame(table(conn, "report_total_scores", params))
 
-    queue = store.table(conn, "report_review_queue", params).rows[0]
+    queue = table(conn, "report_review_queue", params).rows[0]
     report.tables["review_decisions"] = frame(
-        store.table(conn, "report_review_decisions", {**params, "tz": tz.key})
+        table(conn, "report_review_decisions", {**params, "tz": tz.key})
     )
-    changes = frame(store.table(conn, "report_review_changes", params))
+    changes = frame(table(conn, "report_review_changes", params))
     changes["change_rate"] = (changes["changed"] / changes["decisions"]).round(4)
     report.tables["review_changes"] = changes
-    report.tables["review_reasons"] = frame(store.table(conn, "report_review_reasons", params))
-    by_model = frame(store.table(conn, "report_grades_by_mode", params))
+    report.tables["review_reasons"] = frame(table(conn, "report_review_reasons", params))
+    by_model = frame(table(conn, "report_grades_by_mode", params))
     # what the batch grades would have cost one request at a time, minus what they cost
     by_model["saving_usd"] = [
         (call_cost(row.model, row.prompt_tokens, row.completion_tokens, prices) or 0.0)
@@ -223,7 +223,7 @@ def build_report(conn: psycopg.Connection, window: Window, prices: Prices) -> Re
     report.tables["grades_by_mode"] = modes
 
     running = int(jobs["status"].isin(["pending", "processing"]).sum())
-    evaluation = store.table(conn, "report_evaluation_grades", params).rows[0]
+    evaluation = table(conn, "report_evaluation_grades", params).rows[0]
     report.total_seconds = total[jobs["status"] == "completed"]
     report.summary = {
         "window": f"{window.since.isoformat(timespec='seconds')} to "

@@ -24,16 +24,18 @@ from prefect.concurrency.asyncio import rate_limit
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 
-from grader import store
 from grader.context import RunContext
-from grader.injection import detect_injection
-from grader.llm import is_transient, request_grade, retry_after_seconds
-from grader.models import ModelReply, check_essay, combine_samples, parse_reply
-from grader.pricing import Prices, call_cost
-from grader.records import Grade
+from grader.grading.essay import check_essay
+from grader.grading.grade import Grade
+from grader.grading.pricing import Prices, call_cost
+from grader.grading.scoring import ModelReply, combine_samples, parse_reply
+from grader.model.client import request_grade
+from grader.model.failures import is_transient, retry_after_seconds
+from grader.quality.injection import detect_injection
 from grader.review import flag
 from grader.settings import Settings
-from grader.store import ClaimedJob, Submission
+from grader.store import jobs
+from grader.store.jobs import ClaimedJob, Submission
 
 # The Prefect global concurrency limit (with slot decay) that rate-limits model calls;
 # `grader up` creates it from GRADER_MODEL_RPM.
@@ -66,22 +68,22 @@ def _model_retries(retries: int, backoff_seconds: float) -> dict[str, Any]:
 
 
 @task(name="claim-task", **_db_retries)
-async def claim_task(ctx: RunContext, task_id: UUID) -> ClaimedJob | None:
-    return await store.claim_task(ctx.pool, task_id, ctx.settings)
+async def claim_job(ctx: RunContext, task_id: UUID) -> ClaimedJob | None:
+    return await jobs.claim_job(ctx.pool, task_id, ctx.settings)
 
 
 @task(name="claim-pending", **_db_retries)
 async def claim_pending(
     ctx: RunContext, limit: int, evaluation_run_id: UUID | None = None
 ) -> list[ClaimedJob]:
-    return await store.claim_pending_tasks(
+    return await jobs.claim_pending_jobs(
         ctx.pool, limit, ctx.settings, ctx.flow_run_id, evaluation_run_id
     )
 
 
 @task(name="load-submission", **_db_retries)
 async def load_submission(ctx: RunContext, job: ClaimedJob) -> Submission:
-    submission = await store.load_submission(ctx.pool, job)
+    submission = await jobs.load_submission(ctx.pool, job)
     check_essay(submission.essay, ctx.settings.max_essay_chars)  # InvalidEssayError: not retried
     return submission
 
@@ -154,14 +156,14 @@ async def parse_score(
 
 @task(name="persist-result", **_db_retries)
 async def persist_result(ctx: RunContext, job: ClaimedJob, grade: Grade) -> UUID:
-    return await store.complete_task(ctx.pool, job, grade)
+    return await jobs.complete_job(ctx.pool, job, grade)
 
 
 @task(name="reap-expired-leases", **_db_retries)
 async def reap_expired_leases(ctx: RunContext) -> dict[str, int]:
-    return await store.reap_expired_leases(ctx.pool, ctx.settings.max_attempts)
+    return await jobs.reap_expired_leases(ctx.pool, ctx.settings.max_attempts)
 
 
 @task(name="mark-failed", **_db_retries)
 async def mark_failed(ctx: RunContext, job: ClaimedJob, reason: str) -> bool:
-    return await store.fail_task(ctx.pool, job, reason)
+    return await jobs.fail_job(ctx.pool, job, reason)

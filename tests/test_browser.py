@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from grader.pricing import DEFAULT_PRICES
+from grader.grading.pricing import DEFAULT_PRICES
 from reports import agreement
 from reports.render import CHARTS, write_report
 from reports.weekly import build_report

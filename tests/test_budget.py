@@ -14,9 +14,9 @@ import pytest
 
 from essay_grader import check_grading_status, start_grading_job, submit_essay
 from flows.grading import grade_pending, grade_submission
-from grader import budget
-from grader.pricing import load_prices
-from grader.simulator import LLMSimulator
+from grader.grading.pricing import load_prices
+from grader.store import spending
+from model_simulator import LLMSimulator
 from tests.conftest import run_cli
 
 ESSAY = "Cities should plant more trees: shade, cleaner air, and calmer streets for everyone."
@@ -56,11 +56,11 @@ def test_daily_cap_pauses_then_raising_it_and_the_day_rolling_over_resume(
     assert asyncio.run(grade_pending(1, 1))["completed"] == 1
     (first,) = _costs(conn)
     assert first > 0
-    budget.set_cap(conn, "daily", round(first * 2.5, 6))
+    spending.set_cap(conn, "daily", round(first * 2.5, 6))
 
     outcomes = asyncio.run(grade_pending(10, 1))
     costs = _costs(conn)
-    cap = budget.spending(conn)["daily_cap_usd"]
+    cap = spending.spending(conn)["daily_cap_usd"]
     # it stopped claiming at the first claim that found the cap reached, not before, not after
     assert sum(costs[:-1]) < cap <= sum(costs)
     assert outcomes == {"completed": len(costs) - 1, "failed": 0, "lost": 0}
@@ -78,16 +78,16 @@ def test_daily_cap_pauses_then_raising_it_and_the_day_rolling_over_resume(
     assert check_grading_status(waiting).status == "pending"
 
     # Raising the cap resumes grading at once.
-    budget.set_cap(conn, "daily", round(sum(costs) + first * 1.5, 6))
+    spending.set_cap(conn, "daily", round(sum(costs) + first * 1.5, 6))
     assert asyncio.run(grade_pending(10, 1))["completed"] >= 1
     done_after_raise = _statuses(conn)["completed"]
     assert done_after_raise > len(costs)
 
     # The day rolls over: today's spending becomes yesterday's; the rest are graded.
     if done_after_raise < 8:
-        assert budget.spending(conn)["paused_reason"] is not None
+        assert spending.spending(conn)["paused_reason"] is not None
     conn.execute("UPDATE grader.daily_spending SET day = day - 1")
-    summary = budget.spending(conn)
+    summary = spending.spending(conn)
     assert summary["spent_today_usd"] == 0 and summary["paused_reason"] is None
     asyncio.run(grade_pending(10, 1))
     assert _statuses(conn) == {"completed": 8}
@@ -103,14 +103,14 @@ def test_monthly_cap_is_named_and_wins_over_daily(
     conn: psycopg.Connection, simulator: LLMSimulator, priced: None
 ) -> None:
     ids = _jobs(2)
-    budget.set_cap(conn, "daily", 0)
-    budget.set_cap(conn, "monthly", 0)
+    spending.set_cap(conn, "daily", 0)
+    spending.set_cap(conn, "monthly", 0)
     assert asyncio.run(grade_pending(10, 2)) == {"completed": 0, "failed": 0, "lost": 0}
     reason = check_grading_status(ids[0]).paused_reason
     assert reason.startswith("paused: the monthly spending cap of $0.00 is reached")
-    budget.set_cap(conn, "monthly", None)
+    spending.set_cap(conn, "monthly", None)
     assert "daily" in check_grading_status(ids[0]).paused_reason
-    budget.set_cap(conn, "daily", None)
+    spending.set_cap(conn, "daily", None)
     assert check_grading_status(ids[0]).paused_reason is None
     assert asyncio.run(grade_pending(10, 2))["completed"] == 2
 
@@ -132,7 +132,7 @@ def test_run_pending_says_grading_is_paused(
     database_url: str, conn: psycopg.Connection, simulator: LLMSimulator
 ) -> None:
     task_id = _jobs(1)[0]
-    budget.set_cap(conn, "monthly", 0)
+    spending.set_cap(conn, "monthly", 0)
     result = run_cli("run-pending")
     assert result.returncode == 0, result.stderr
     assert "0 job(s)" in result.stdout

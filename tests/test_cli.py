@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from grader.simulator import LLMSimulator, parse_fault_rates
+from model_simulator import LLMSimulator, parse_fault_rates
 from tests.conftest import REPO, run_cli
 
 ESSAY = "Libraries matter more than ever.\n\nThey offer quiet, free space and trusted help.\n"
@@ -242,8 +242,9 @@ def test_db_stop_stops_the_server_even_after_a_user_of_it_was_killed(tmp_path: P
         [
             sys.executable,
             "-c",
-            "from grader import db; from grader.settings import Settings; "
-            "db.database_url(Settings.from_env()); print('up', flush=True)"
+            "from grader.store.connections import database_url; "
+            "from grader.settings import Settings; "
+            "database_url(Settings.from_env()); print('up', flush=True)"
             "; import time; time.sleep(120)",
         ],
         env=env,

@@ -17,7 +17,7 @@ from essay_grader import (
 )
 from flows.grading import grade_pending
 from grader.errors import GradingFailedError, GradingTimeoutError
-from grader.simulator import LLMSimulator
+from model_simulator import LLMSimulator
 
 ESSAY = "Public transport should be free.\n\nIt cuts traffic and helps families save money."
 

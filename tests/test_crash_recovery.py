@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from essay_grader import start_grading_job, submit_essay
-from grader.simulator import LLMSimulator, parse_fault_rates
+from model_simulator import LLMSimulator, parse_fault_rates
 from tests.conftest import REPO, cli_command, run_cli
 
 ESSAY = "Every school should teach cooking.\n\nIt builds health, budgeting and teamwork."

@@ -18,9 +18,9 @@ from sklearn.metrics import cohen_kappa_score
 import essay_grader
 from grader import evaluation
 from grader.errors import InvalidInputError
-from grader.llm import anchors_prompt, build_messages, prompt_version, system_prompt
-from grader.models import load_rubric
-from grader.pricing import DEFAULT_PRICES
+from grader.grading.pricing import DEFAULT_PRICES
+from grader.grading.rubric import load_rubric
+from grader.model.prompt import anchors_prompt, build_messages, prompt_version, system_prompt
 from reports.agreement import bootstrap_interval, compute, kappa_of_matrix
 from reports.render import summary_paragraph
 from reports.weekly import build_report, make_window

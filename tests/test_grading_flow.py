@@ -12,8 +12,8 @@ import pytest
 
 from essay_grader import check_grading_status, start_grading_job, submit_essay
 from flows.grading import grade_pending, grade_submission
-from grader.models import load_rubric
-from grader.simulator import LLMSimulator
+from grader.grading.rubric import load_rubric
+from model_simulator import LLMSimulator
 
 ESSAY = (
     "Homework should be optional in primary school.\n\n"

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.injection import SIGNALS, detect_injection
-from grader.llm import SYSTEM_PROMPT, build_messages, rubric_prompt
-from grader.models import load_rubric
+from grader.grading.rubric import load_rubric
+from grader.model.prompt import SYSTEM_PROMPT, build_messages, rubric_prompt
+from grader.quality.injection import SIGNALS, detect_injection
 
 ESSAYS = Path(__file__).resolve().parent / "essays"
 HOSTILE = sorted((ESSAYS / "hostile").glob("*.txt"))

@@ -18,12 +18,19 @@ from essay_grader import (
     submit_essay,
 )
 from flows.grading import grade_pending, grade_submission
-from grader import store
-from grader.db import open_async_pool
 from grader.errors import GraderError, LeaseLostError, NotFoundError
-from grader.records import CriterionScore, Grade
+from grader.grading.grade import CriterionScore, Grade
 from grader.settings import Settings
-from grader.simulator import LLMSimulator
+from grader.store.connections import open_async_pool
+from grader.store.jobs import (
+    claim_job,
+    complete_job,
+    fail_job,
+    load_submission,
+    reap_expired_leases,
+    renew_lease,
+)
+from model_simulator import LLMSimulator
 from tests.conftest import run_cli
 
 ESSAY = "Museums should be free for students.\n\nArt belongs to everyone who wants to learn."
@@ -70,9 +77,9 @@ def test_reaper_requeues_an_expired_job_then_fails_it_after_max_attempts(
     settings = _settings()
 
     async def claim_expire_reap(pool):
-        claimed = await store.claim_task(pool, task_id, settings)
+        claimed = await claim_job(pool, task_id, settings)
         _expire(conn, task_id)
-        return claimed, await store.reap_expired_leases(pool, max_attempts=2)
+        return claimed, await reap_expired_leases(pool, max_attempts=2)
 
     job, counts = _run(_with_pool(claim_expire_reap))
     assert job.attempt == 1 and counts == {"requeued": 1, "failed": 0}
@@ -92,8 +99,8 @@ def test_reaper_leaves_live_leases_alone(conn: psycopg.Connection) -> None:
     task_id = start_grading_job(submit_essay(ESSAY))
 
     async def claim_and_reap(pool):
-        await store.claim_task(pool, task_id, _settings())
-        return await store.reap_expired_leases(pool, max_attempts=3)
+        await claim_job(pool, task_id, _settings())
+        return await reap_expired_leases(pool, max_attempts=3)
 
     assert _run(_with_pool(claim_and_reap)) == {"requeued": 0, "failed": 0}
     assert check_grading_status(task_id).status == "processing"
@@ -105,19 +112,19 @@ def test_late_worker_can_neither_complete_nor_fail_a_job_taken_over(
     task_id = start_grading_job(submit_essay(ESSAY))
 
     async def scenario(pool):
-        late = await store.claim_task(pool, task_id, _settings("worker-a"))
+        late = await claim_job(pool, task_id, _settings("worker-a"))
         _expire(conn, task_id)
-        await store.reap_expired_leases(pool, max_attempts=3)
-        current = await store.claim_task(pool, task_id, _settings("worker-b"))
+        await reap_expired_leases(pool, max_attempts=3)
+        current = await claim_job(pool, task_id, _settings("worker-b"))
         with pytest.raises(LeaseLostError):
-            await store.complete_task(pool, late, _grade())
-        assert await store.fail_task(pool, late, "late failure") is False
-        assert await store.renew_lease(pool, late, 30) is False
+            await complete_job(pool, late, _grade())
+        assert await fail_job(pool, late, "late failure") is False
+        assert await renew_lease(pool, late, 30) is False
         with pytest.raises(LeaseLostError):
-            await store.load_submission(pool, late)
-        await store.complete_task(pool, current, _grade())
+            await load_submission(pool, late)
+        await complete_job(pool, current, _grade())
         with pytest.raises(LeaseLostError):  # and nothing twice, even for the owner
-            await store.complete_task(pool, current, _grade())
+            await complete_job(pool, current, _grade())
 
     _run(_with_pool(scenario))
     status = check_grading_status(task_id)
@@ -144,7 +151,7 @@ def test_heartbeat_keeps_a_slow_call_s_lease_alive(
         reaped = {"requeued": 0, "failed": 0}
         async with open_async_pool(Settings.from_env(), max_size=1) as pool:
             while not flow.done():
-                counts = await store.reap_expired_leases(pool, max_attempts=3)
+                counts = await reap_expired_leases(pool, max_attempts=3)
                 reaped = {k: reaped[k] + counts[k] for k in reaped}
                 await asyncio.sleep(0.5)
         await flow

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from grader.errors import MigrationError
-from grader.migrate import MIGRATIONS_DIR, migrate, pending
+from grader.store.migrations import MIGRATIONS_DIR, migrate, pending
 
 
 @pytest.fixture

@@ -148,7 +148,7 @@ def test_up_deploys_every_deployment_with_its_schedule(stack: dict) -> None:
         "grade-submission",
         "grade-pending",
         "weekly-metrics-report",
-        "reap-stuck-tasks",
+        "reap-stuck-jobs",
         "evaluate-agreement",
         "regrade",
         "grade-pending-batch",
@@ -159,7 +159,7 @@ def test_up_deploys_every_deployment_with_its_schedule(stack: dict) -> None:
     assert deployments["grade-pending"].parameters == {"limit": 500, "concurrency": 20}
     weekly = deployments["weekly-metrics-report"].schedules[0].schedule
     assert (weekly.cron, weekly.timezone) == ("0 6 * * 1", "UTC")
-    interval = deployments["reap-stuck-tasks"].schedules[0].schedule
+    interval = deployments["reap-stuck-jobs"].schedules[0].schedule
     assert interval.interval.total_seconds() == 900
     batch = deployments["grade-pending-batch"].schedules[0]
     assert batch.active is False  # batch mode is off until someone turns it on

@@ -18,8 +18,8 @@ import pytest
 from prefect.client.orchestration import get_client
 
 from flows.grading import grade_pending
-from grader import api_keys
-from grader.simulator import LLMSimulator
+from grader.store import api_keys
+from model_simulator import LLMSimulator
 from tests.conftest import run_cli
 
 STUDENT_REF = "student-ref-Q7Z3-Mariela-Okonkwo"

@@ -14,10 +14,10 @@ import pytest
 
 from essay_grader import check_grading_status, start_grading_job, submit_essay
 from flows.grading import grade_submission
-from grader import api_keys
-from grader.injection import detect_injection
-from grader.recheck import neutralise
-from grader.simulator import LLMSimulator
+from grader.quality.injection import detect_injection
+from grader.quality.recheck import neutralise
+from grader.store import api_keys
+from model_simulator import LLMSimulator
 from tests.conftest import PageWatch
 from tests.test_review import _graded, _sign_in
 

@@ -14,9 +14,9 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from grader import store
-from grader.models import load_rubric
-from grader.pricing import DEFAULT_PRICES
+from grader.grading.pricing import DEFAULT_PRICES
+from grader.grading.rubric import load_rubric
+from grader.store.jobs import create_submission, save_rubric
 from reports.render import CHARTS, write_report
 from reports.weekly import build_report, make_window
 from tests.conftest import run_cli
@@ -29,8 +29,8 @@ class Jobs:
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
-        self.rubric_id = store.save_rubric(conn, load_rubric())
-        self.submission_id = store.create_submission(conn, "An essay.", None, self.rubric_id)
+        self.rubric_id = save_rubric(conn, load_rubric())
+        self.submission_id = create_submission(conn, "An essay.", None, self.rubric_id)
 
     def add(
         self,

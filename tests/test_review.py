@@ -18,11 +18,12 @@ import pytest
 
 from essay_grader import check_grading_status, start_grading_job
 from flows.grading import grade_pending
-from grader import api_keys, export, review
+from grader import export, review
 from grader.errors import InvalidInputError
-from grader.pricing import DEFAULT_PRICES
-from grader.records import CriterionScore, Grade
-from grader.simulator import LLMSimulator
+from grader.grading.grade import CriterionScore, Grade
+from grader.grading.pricing import DEFAULT_PRICES
+from grader.store import api_keys
+from model_simulator import LLMSimulator
 from reports.render import summary_paragraph
 from reports.weekly import build_report, make_window
 from tests.conftest import PageWatch, run_cli
@@ -342,7 +343,7 @@ def test_regrade_after_a_rubric_edit_is_idempotent_and_spares_reviewed_grades(
     conn: psycopg.Connection, simulator: LLMSimulator, tmp_path
 ) -> None:
     from essay_grader import submit_essay
-    from grader.models import load_rubric
+    from grader.grading.rubric import load_rubric
 
     task_ids = [start_grading_job(submit_essay(f"{PLAIN}\nEssay {i}.")) for i in range(3)]
     with ThreadPoolExecutor(1) as pool:

@@ -24,15 +24,9 @@ import openai
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from grader.llm import build_messages, response_format
-from grader.models import Rubric, load_rubric, parse_rubric
-from grader.simulator import (
-    FAULTS,
-    OVERSCORE,
-    LLMSimulator,
-    SimulatorConfig,
-    parse_fault_rates,
-)
+from grader.grading.rubric import Rubric, load_rubric, parse_rubric
+from grader.model.prompt import build_messages, response_format
+from model_simulator import FAULTS, OVERSCORE, LLMSimulator, SimulatorConfig, parse_fault_rates
 
 ESSAY = "The industrial revolution changed how people worked, mostly for the better."
 TWO_CRITERIA = parse_rubric(
@@ -63,7 +57,7 @@ def _ask(client: openai.OpenAI, essay: str = ESSAY, **kwargs: Any) -> Any:
 
 
 def _grade(client: openai.OpenAI, rubric: Rubric, essay: str = ESSAY) -> Any:
-    """A completion for the schema the grader sends (grader.llm.response_format)."""
+    """A completion for the schema the grader sends (grader.model.prompt.response_format)."""
     return _ask(client, essay, response_format=response_format(rubric))
 
 
@@ -689,7 +683,7 @@ def test_bad_config_is_refused_at_construction(bad: dict[str, Any]) -> None:
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_serve_forever_announces_itself_and_stops_cleanly_on_signal(stop_signal: int) -> None:
     code = (
-        "from grader.simulator import SimulatorConfig, serve_forever\n"
+        "from model_simulator import SimulatorConfig, serve_forever\n"
         "serve_forever('127.0.0.1', 0, SimulatorConfig(script=['drop', 'hang']))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}

@@ -10,10 +10,10 @@ import time
 import openai
 import pytest
 
-from grader.llm import build_messages, response_format
-from grader.models import ModelReply, load_rubric, parse_reply
-from grader.simulator import LLMSimulator, SimulatorConfig
-from grader.simulator_batch import BatchConfig
+from grader.grading.rubric import load_rubric
+from grader.grading.scoring import ModelReply, parse_reply
+from grader.model.prompt import build_messages, response_format
+from model_simulator import BatchConfig, LLMSimulator, SimulatorConfig
 
 RUBRIC = load_rubric()
 

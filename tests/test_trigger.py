@@ -9,7 +9,7 @@ import pytest
 
 from essay_grader import check_grading_status, start_grading_job, submit_essay
 from grader.errors import InvalidEssayError, NotFoundError, RubricError
-from grader.models import load_rubric
+from grader.grading.rubric import load_rubric
 
 ESSAY = "Cities should plant more trees.\n\nShade lowers summer temperatures on streets."
 

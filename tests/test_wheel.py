@@ -71,7 +71,8 @@ def test_the_wheel_carries_the_grader_and_its_data(installed: Path, tmp_path: Pa
             str(installed / "python"),
             "-c",
             "import essay_grader, grader, migrations; "
-            "from grader.migrate import discover; from essay_grader.stack import prefect_file; "
+            "from grader.store.migrations import discover; "
+            "from essay_grader.stack import prefect_file; "
             "print(essay_grader.__file__); print(len(discover())); print(prefect_file())",
         ],
         cwd=tmp_path,

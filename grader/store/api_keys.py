@@ -15,8 +15,8 @@ from uuid import UUID
 
 import psycopg
 
-from grader.db import query
 from grader.errors import NotFoundError
+from grader.store.queries import query
 
 KEY_PREFIX = "gk_"
 

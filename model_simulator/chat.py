@@ -48,7 +48,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from grader.simulator_batch import BatchAPI, BatchConfig
+from model_simulator.batch import BatchAPI, BatchConfig
 
 FAULTS: tuple[str, ...] = ("429", "500", "drop", "hang", "truncate", "malformed", "overscore")
 NOISE: tuple[str, ...] = ("off_by_one", "anchored_off_by_one", "bias", "random")

@@ -36,7 +36,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 if TYPE_CHECKING:
-    from grader.simulator import LLMSimulator
+    from model_simulator.chat import LLMSimulator
 
 ENDPOINT = "/v1/chat/completions"
 WINDOW = "24h"
@@ -364,7 +364,7 @@ class BatchAPI:
 
     def _answer(self, line: dict[str, Any]) -> dict[str, Any]:
         """The simulator's chat answer to one line, as an output or error record."""
-        from grader.simulator import RequestRecord, _Drop
+        from model_simulator.chat import RequestRecord, _Drop
 
         record = RequestRecord(time.time(), ENDPOINT, None, None, None, None)
         self.simulator.requests.append(record)

@@ -20,9 +20,9 @@ from typing import Any
 
 import psycopg
 
-from grader.db import query
 from grader.errors import ConfigError
-from grader.pricing import Prices, call_cost
+from grader.grading.pricing import Prices, call_cost
+from grader.store.queries import query
 
 PERIODS = {"daily": "day", "monthly": "month"}
 

@@ -40,8 +40,8 @@ import unicodedata
 from dataclasses import dataclass, replace
 from typing import Any
 
-from grader.injection import flagged_passages
-from grader.records import Grade
+from grader.grading.grade import Grade
+from grader.quality.injection import flagged_passages
 from grader.settings import Settings
 
 MARKER = "[…]"

@@ -64,7 +64,7 @@ RETURNING submission_id;
 SELECT submission_id, content_sha256, rubric_id, api_key_id
 FROM grader.submissions WHERE submission_id = %(submission_id)s;
 
--- name: insert_task
+-- name: insert_job
 -- Creates a pending grading job unless a live or completed one has the same idempotency key.
 INSERT INTO grader.background_tasks
     (task_type, input_data, idempotency_key, api_key_id, grading_mode)
@@ -72,7 +72,7 @@ VALUES ('grading', %(input_data)s, %(idempotency_key)s, %(api_key_id)s, %(mode)s
 ON CONFLICT (idempotency_key) WHERE status IN ('pending', 'processing', 'completed') DO NOTHING
 RETURNING task_id;
 
--- name: task_by_idempotency_key
+-- name: job_by_idempotency_key
 -- The live or completed job that an idempotent trigger returns.
 SELECT task_id FROM grader.background_tasks
 WHERE idempotency_key = %(idempotency_key)s AND status IN ('pending', 'processing', 'completed');
@@ -81,7 +81,7 @@ WHERE idempotency_key = %(idempotency_key)s AND status IN ('pending', 'processin
 -- Records the Prefect flow run a job was handed to (metadata: it changes no status).
 UPDATE grader.background_tasks SET flow_run_id = %(flow_run_id)s WHERE task_id = %(task_id)s;
 
--- name: claim_task
+-- name: claim_job
 -- pending -> processing for one named job, with a lease for this worker; nothing while a
 -- spending cap pauses grading (the job stays pending).
 UPDATE grader.background_tasks
@@ -91,7 +91,7 @@ WHERE task_id = %(task_id)s AND status = 'pending'
   AND (SELECT grader.spending_pause_reason()) IS NULL
 RETURNING task_id, attempts, input_data;
 
--- name: claim_pending_tasks
+-- name: claim_pending_jobs
 -- pending -> processing for up to `limit` of the oldest pending grading jobs of one mode, for a
 -- worker ('now') or (batch grading, 'batch') for a provider batch, whose worker_id is
 -- 'batch:<ref>'. SKIP LOCKED lets
@@ -160,7 +160,7 @@ SET status = CASE WHEN attempts < %(max_attempts)s THEN 'pending' ELSE 'failed' 
 WHERE status = 'processing' AND lease_expires_at < now()
 RETURNING task_id, status, attempts;
 
--- name: release_worker_tasks
+-- name: release_worker_jobs
 -- A worker that knows it is dying hands its jobs back at once instead of waiting for the
 -- leases: pending again while attempts remain, failed otherwise; with `mode`, to be graded that
 -- way from now on (a batch's job sent to the synchronous path).
@@ -174,7 +174,7 @@ WHERE status = 'processing' AND worker_id = %(worker_id)s
   AND (%(task_id)s::uuid IS NULL OR task_id = %(task_id)s::uuid)
 RETURNING task_id, status;
 
--- name: cancel_task
+-- name: cancel_job
 -- pending or processing -> cancelled. A processing job's worker finds out at its next step
 -- (every later write is guarded by status) or at its next heartbeat.
 UPDATE grader.background_tasks
@@ -183,7 +183,7 @@ SET status = 'cancelled', error_message = 'cancelled by request', completed_at =
 WHERE task_id = %(task_id)s AND status IN ('pending', 'processing')
 RETURNING task_id;
 
--- name: prune_finished_tasks
+-- name: prune_finished_jobs
 -- Deletes up to `batch` finished jobs older than the cut-off (SKIP LOCKED keeps it out of the
 -- way of workers). Their grades stay, with task_id set to NULL, unless `with_grades`.
 WITH doomed AS MATERIALIZED (
@@ -200,7 +200,7 @@ DELETE FROM grader.background_tasks
 WHERE task_id IN (SELECT task_id FROM doomed)
 RETURNING task_id, (SELECT count(*) FROM doomed_grades) AS grades_deleted;
 
--- name: complete_task_with_grade
+-- name: complete_job_with_grade
 -- processing -> completed, the grade, and its cost added to the day's spending, in one
 -- statement: no grade without completion, and a worker that lost its lease (another attempt
 -- owns the job) writes none of them.
@@ -229,7 +229,7 @@ WITH done AS (
 )
 SELECT grade_id FROM graded;
 
--- name: fail_task
+-- name: fail_job
 -- processing -> failed with the reason, only for the attempt that owns the job.
 UPDATE grader.background_tasks
 SET status = 'failed', error_message = %(error_message)s, completed_at = now(), updated_at = now(),
@@ -237,7 +237,7 @@ SET status = 'failed', error_message = %(error_message)s, completed_at = now(), 
 WHERE task_id = %(task_id)s AND status = 'processing' AND attempts = %(attempt)s
 RETURNING task_id;
 
--- name: task_status
+-- name: job_status
 -- A job and, once completed, its grade; for a pending job, why grading is paused, if it is.
 SELECT t.task_id, t.task_type, t.status, t.input_data, t.error_message, t.attempts,
        t.created_at, t.started_at, t.updated_at, t.completed_at, t.flow_run_id, t.api_key_id,
@@ -254,11 +254,11 @@ FROM grader.background_tasks AS t
 LEFT JOIN grader.grades AS g ON g.task_id = t.task_id
 WHERE t.task_id = %(task_id)s;
 
--- name: listen_task_finished
+-- name: listen_job_finished
 -- Subscribe to the notification a trigger sends when a job reaches a terminal status.
 LISTEN grader_task_finished;
 
--- name: listen_task_pending
+-- name: listen_job_pending
 -- Subscribe to the notification a trigger sends when a job becomes pending.
 LISTEN grader_task_pending;
 
@@ -284,7 +284,7 @@ ON CONFLICT (worker_id) DO UPDATE SET seen_at = now(), flow_run_id = EXCLUDED.fl
 -- A listening worker stops listening.
 DELETE FROM grader.listeners WHERE worker_id = %(worker_id)s;
 
--- name: recent_tasks
+-- name: recent_jobs
 -- The newest jobs with their durations so far.
 SELECT task_id, task_type, status, attempts, created_at, completed_at,
        EXTRACT(EPOCH FROM (completed_at - created_at))::float8 AS duration_seconds
@@ -293,7 +293,7 @@ WHERE evaluation_run_id IS NULL
 ORDER BY created_at DESC
 LIMIT %(limit)s;
 
--- name: failed_tasks
+-- name: failed_jobs
 -- The newest failed jobs with their reason and input (ids only: input_data holds no essay text).
 SELECT task_id, error_message, input_data, attempts, created_at, completed_at
 FROM grader.background_tasks
@@ -317,7 +317,7 @@ FROM grader.background_tasks
 WHERE task_type = 'grading' AND evaluation_run_id IS NULL
   AND completed_at > now() - make_interval(days => %(days)s);
 
--- name: unfinished_task_counts
+-- name: unfinished_job_counts
 -- Jobs still waiting or running, for progress displays.
 SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
        count(*) FILTER (WHERE status = 'processing') AS processing

@@ -15,8 +15,8 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
-from grader.db import query
-from grader.store import ClaimedJob, claimed_job
+from grader.store.jobs import ClaimedJob, claimed_job
+from grader.store.queries import query
 
 BATCH_LEASE_SECONDS = 25 * 3600
 
@@ -26,7 +26,7 @@ def claim(conn: psycopg.Connection, limit: int, model: str) -> tuple[UUID | None
     with conn.transaction():
         ref = conn.execute(query("open_provider_batch"), {"model": model}).fetchone()["batch_ref"]
         rows = conn.execute(
-            query("claim_pending_tasks"),
+            query("claim_pending_jobs"),
             {
                 "limit": limit,
                 "batch_ref": ref,

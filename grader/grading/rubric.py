@@ -1,26 +1,21 @@
-"""Rubrics and the model's structured answer (Pydantic), and the checks on what goes in (an
-essay, a student reference) and what comes back (the answer, turned into a Grade).
+"""Rubrics (Pydantic) and the structured answer they ask of the model.
 
-A rubric file (TOML or JSON) names criteria with a description and maximum points. From a rubric
-we build the Pydantic model the LLM must answer with (sent as a strict JSON schema); the code, not
-the model, checks every score against its bound and computes the total.
+A rubric file (TOML or JSON) names criteria with a description and maximum points, and may carry
+anchor essays. From a rubric we build the Pydantic model the LLM must answer with (sent as a
+strict JSON schema); the code, not the model, checks every score against its bound.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 import tomllib
-from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from statistics import median_low
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -30,36 +25,10 @@ from pydantic import (
     model_validator,
 )
 
-from grader.errors import InvalidEssayError, InvalidInputError, ModelOutputError, RubricError
-from grader.records import CriterionScore, Grade
+from grader.errors import RubricError
+from grader.grading.essay import StorableText
 
 DEFAULT_RUBRIC = "default.toml"
-
-
-# What PostgreSQL cannot store in text: NUL, and lone surrogates (undecodable bytes that Python
-# smuggles through as U+DC80.., or a JSON "\ud800" escape).
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def storable_text(value: str) -> str:
-    if _UNSTORABLE.search(value):
-        raise ValueError("contains a NUL character or invalid Unicode")
-    return value
-
-
-StorableText = Annotated[str, AfterValidator(storable_text)]
-MAX_STUDENT_REF_CHARS = 200
-
-
-def check_student_ref(student_ref: str | None) -> str | None:
-    """The student reference if it can be stored; InvalidInputError otherwise."""
-    if student_ref is None:
-        return None
-    if len(student_ref) > MAX_STUDENT_REF_CHARS or _UNSTORABLE.search(student_ref):
-        raise InvalidInputError(
-            f"the student reference must be at most {MAX_STUDENT_REF_CHARS} characters of text"
-        )
-    return student_ref
 
 
 class Criterion(BaseModel):
@@ -179,7 +148,8 @@ def parse_rubric(data: Any, source: str) -> Rubric:
 def load_rubric(path: str | Path | None = None) -> Rubric:
     """Reads a rubric file (.toml or .json); None gives the default rubric that ships."""
     if path is None:
-        text = resources.files("grader").joinpath(f"rubrics/{DEFAULT_RUBRIC}").read_text("utf-8")
+        rubrics = resources.files("grader.grading").joinpath("rubrics")
+        text = rubrics.joinpath(DEFAULT_RUBRIC).read_text("utf-8")
         return parse_rubric(tomllib.loads(text), DEFAULT_RUBRIC)
     path = Path(path)
     try:
@@ -196,97 +166,3 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise RubricError(f"rubric {path} is not valid {path.suffix[1:].upper()}: {exc}") from None
     return parse_rubric(data, str(path))
-
-
-def check_essay(essay: str, max_chars: int) -> str:
-    """The essay if it can be graded; InvalidEssayError with the reason otherwise."""
-    if not essay.strip():
-        raise InvalidEssayError("the essay is empty")
-    if "\x00" in essay:
-        raise InvalidEssayError("the essay contains NUL bytes; it looks like binary data, not text")
-    if _UNSTORABLE.search(essay):
-        raise InvalidEssayError("the essay is not valid Unicode text")
-    if len(essay) > max_chars:
-        raise InvalidEssayError(
-            f"the essay has {len(essay):,} characters; the limit is {max_chars:,} "
-            "(GRADER_MAX_ESSAY_CHARS)"
-        )
-    return essay
-
-
-@dataclass(frozen=True)
-class ModelReply:
-    """What call-OpenAI got back: the raw answer, before parse-score trusts any of it."""
-
-    content: str | None = field(repr=False)  # may quote the essay
-    finish_reason: str | None
-    model: str
-    prompt_tokens: int
-    completion_tokens: int
-    attempts: int
-    prompt_version: str | None = None
-
-
-def parse_reply(reply: ModelReply, rubric: Rubric) -> Grade:
-    """Checks the model's answer against the rubric: JSON, the schema, every bound."""
-    if reply.finish_reason == "length":
-        raise ModelOutputError("the model's answer was cut off (finish_reason=length)")
-    if not reply.content:
-        raise ModelOutputError(
-            f"the model gave no answer (finish_reason={reply.finish_reason or 'none'})"
-        )
-    try:
-        answer = rubric.answer_model().model_validate_json(reply.content)
-    except ValidationError as exc:
-        raise ModelOutputError(
-            f"the model's answer does not fit the rubric: {validation_summary(exc)}"
-        ) from None
-    scores = answer.criteria
-    return Grade(
-        criteria=tuple(
-            CriterionScore(
-                key=c.key,
-                name=c.name,
-                score=getattr(scores, c.key).score,
-                max_points=c.max_points,
-                justification=getattr(scores, c.key).justification.strip(),
-                confidence=getattr(scores, c.key).confidence,
-            )
-            for c in rubric.criteria
-        ),
-        feedback=answer.overall_feedback.strip(),
-        model=reply.model,
-        prompt_tokens=reply.prompt_tokens,
-        completion_tokens=reply.completion_tokens,
-        model_attempts=reply.attempts,
-        prompt_version=reply.prompt_version,
-    )
-
-
-def combine_samples(grades: list[Grade], disagreement_points: int) -> Grade:
-    """One grade from K gradings of the same essay: per criterion the median score (the lower
-    of the two middle ones when K is even: always a score some sample gave), with that
-    sample's justification and confidence, and every sample's score; the criteria whose
-    samples lie more than `disagreement_points` apart are named as disagreement. Tokens, cost
-    and calls add up over all K."""
-    if len(grades) == 1:
-        return grades[0]
-    criteria = []
-    for i in range(len(grades[0].criteria)):
-        scores = [g.criteria[i].score for g in grades]
-        kept = next(g.criteria[i] for g in grades if g.criteria[i].score == median_low(scores))
-        criteria.append(replace(kept, samples=tuple(scores)))
-    total = sum(c.score for c in criteria)
-    closest = min(grades, key=lambda g: abs(g.total_score - total))
-    costs = [g.cost_usd for g in grades]
-    return replace(
-        closest,
-        criteria=tuple(criteria),
-        prompt_tokens=sum(g.prompt_tokens for g in grades),
-        completion_tokens=sum(g.completion_tokens for g in grades),
-        model_attempts=sum(g.model_attempts for g in grades),
-        cost_usd=None if None in costs else round(sum(costs), 6),
-        disagreement=tuple(
-            c.key for c in criteria if max(c.samples) - min(c.samples) > disagreement_points
-        ),
-    )

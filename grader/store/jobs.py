@@ -1,25 +1,15 @@
-"""The store: every read and write of submissions, rubrics, jobs and grades, and the monitoring
-and report queries. Spending caps (grader.budget) and API keys (grader.api_keys) have their own
-store modules; nothing else runs SQL.
+"""Submissions, rubrics and jobs: storing an essay, triggering a grade (idempotently), a job's
+status, cancelling and pruning; and the worker side: claiming jobs under a lease, loading what
+they grade, renewing, completing with the grade, failing and releasing them.
 
-Synchronous functions serve the client side (submit, trigger, status, monitoring); asynchronous
-ones serve the flows (claim, load, complete, fail). The SQL lives in grader/sql/queries.sql; the
-status rules live in those statements' guards, so this module holds no status logic of its own
-beyond naming which statement to run.
+The status rules live in the SQL statements' guards (grader/store/sql/), so this module holds no
+status logic of its own beyond naming which statement to run.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import contextlib
 import hashlib
-import io
-import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -27,16 +17,14 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from grader.db import database_url, query
 from grader.errors import GraderError, InvalidInputError, LeaseLostError, NotFoundError
-from grader.records import Grade, JobStatus
+from grader.grading.grade import Grade
+from grader.jobs import GRADING_MODES, JobStatus
 from grader.settings import Settings
+from grader.store.queries import query
 
 if TYPE_CHECKING:
-    from grader.models import Rubric  # imported where rubrics are parsed: Pydantic is slow
-
-
-GRADING_MODES = ("now", "batch")  # at once, or in the provider's next batch (half the price)
+    from grader.grading.rubric import Rubric  # imported where rubrics are parsed: Pydantic is slow
 
 
 @dataclass(frozen=True)
@@ -106,7 +94,7 @@ def create_submission(
     return row["submission_id"]
 
 
-def create_grading_task(
+def create_grading_job(
     conn: psycopg.Connection,
     submission_id: UUID,
     rubric_id: UUID | None = None,
@@ -128,7 +116,7 @@ def create_grading_task(
     # frees the key again.
     for _ in range(2):
         row = conn.execute(
-            query("insert_task"),
+            query("insert_job"),
             {
                 "input_data": input_data,
                 "idempotency_key": key,
@@ -138,13 +126,13 @@ def create_grading_task(
         ).fetchone()
         if row is not None:
             return row["task_id"], True
-        row = conn.execute(query("task_by_idempotency_key"), {"idempotency_key": key}).fetchone()
+        row = conn.execute(query("job_by_idempotency_key"), {"idempotency_key": key}).fetchone()
         if row is not None:
             return row["task_id"], False
     raise RuntimeError("could not create or find the grading task")  # pragma: no cover
 
 
-def _job_status(row: dict[str, Any]) -> JobStatus:
+def _status_from_row(row: dict[str, Any]) -> JobStatus:
     submission_id = (row["input_data"] or {}).get("submission_id")
     return JobStatus(
         task_id=row["task_id"],
@@ -164,15 +152,15 @@ def _job_status(row: dict[str, Any]) -> JobStatus:
     )
 
 
-def cancel_task(conn: psycopg.Connection, task_id: UUID) -> JobStatus:
+def cancel_job(conn: psycopg.Connection, task_id: UUID) -> JobStatus:
     """Cancels a pending or processing job; a finished one is left as it is (GraderError)."""
-    if conn.execute(query("cancel_task"), {"task_id": task_id}).fetchone() is None:
-        status = task_status(conn, task_id)  # NotFoundError if there is none
+    if conn.execute(query("cancel_job"), {"task_id": task_id}).fetchone() is None:
+        status = job_status(conn, task_id)  # NotFoundError if there is none
         raise GraderError(f"task {task_id} is already {status.status}; left as it is")
-    return task_status(conn, task_id)
+    return job_status(conn, task_id)
 
 
-def prune_finished_tasks(
+def prune_finished_jobs(
     conn: psycopg.Connection, days: int, with_grades: bool, batch: int = 1000
 ) -> dict[str, int]:
     """Deletes finished jobs older than `days`, a batch per statement so that no lock is held
@@ -180,7 +168,7 @@ def prune_finished_tasks(
     jobs = grades = 0
     while True:
         rows = conn.execute(
-            query("prune_finished_tasks"),
+            query("prune_finished_jobs"),
             {"days": days, "with_grades": with_grades, "batch": batch},
         ).fetchall()
         if not rows:
@@ -189,14 +177,14 @@ def prune_finished_tasks(
         grades += rows[0]["grades_deleted"]
 
 
-def task_status(
+def job_status(
     conn: psycopg.Connection, task_id: UUID, api_key_id: UUID | None = None
 ) -> JobStatus:
     """A job's status; with `api_key_id`, only that key's jobs exist."""
-    row = conn.execute(query("task_status"), {"task_id": task_id}).fetchone()
+    row = conn.execute(query("job_status"), {"task_id": task_id}).fetchone()
     if row is None or (api_key_id is not None and row["api_key_id"] != api_key_id):
         raise NotFoundError(f"task {task_id} not found")
-    return _job_status(row)
+    return _status_from_row(row)
 
 
 def set_flow_run_id(conn: psycopg.Connection, task_id: UUID, flow_run_id: UUID) -> None:
@@ -204,89 +192,13 @@ def set_flow_run_id(conn: psycopg.Connection, task_id: UUID, flow_run_id: UUID) 
     conn.execute(query("set_flow_run_id"), {"task_id": task_id, "flow_run_id": flow_run_id})
 
 
-# --- monitoring and reports (sync) ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Table:
-    """A named query's result: its column names (also when there are no rows) and rows."""
-
-    columns: list[str]
-    rows: list[dict[str, Any]]
-
-
-def table(conn: psycopg.Connection, name: str, params: dict[str, Any]) -> Table:
-    cur = conn.execute(query(name), params)
-    return Table([column.name for column in cur.description], cur.fetchall())
-
-
-def _encode_cursor(row: dict[str, Any]) -> str:
-    raw = json.dumps([row["created_at"].isoformat(), str(row["grade_id"])])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str | None) -> tuple[datetime | None, UUID | None]:
-    if not cursor:
-        return None, None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created, grade_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return datetime.fromisoformat(created), UUID(grade_id)
-    except (ValueError, TypeError):
-        raise InvalidInputError("the page cursor is not valid") from None
-
-
-def keyset_page(
-    conn: psycopg.Connection, name: str, params: dict[str, Any], cursor: str | None, limit: int
-) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of a grades query ordered by (created_at, grade_id) that takes `after_created`,
-    `after_id` and `limit`: its rows and the opaque cursor of the next page (None on the last).
-    Each page is an index range scan, however deep it is."""
-    after_created, after_id = _decode_cursor(cursor)
-    rows = conn.execute(
-        query(name),
-        {**params, "after_created": after_created, "after_id": after_id, "limit": limit + 1},
-    ).fetchall()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, _encode_cursor(rows[-1]) if more and rows else None
-
-
-def recent_tasks(conn: psycopg.Connection, limit: int) -> Table:
-    return table(conn, "recent_tasks", {"limit": limit})
-
-
-def failed_tasks(conn: psycopg.Connection, limit: int) -> Table:
-    return table(conn, "failed_tasks", {"limit": limit})
-
-
-def grading_time_stats(conn: psycopg.Connection, days: int) -> dict[str, Any]:
-    return {"days": days, **conn.execute(query("grading_time_stats"), {"days": days}).fetchone()}
-
-
-def copy_csv(conn: psycopg.Connection, name: str, params: dict[str, Any]) -> bytes:
-    """A named query's rows as CSV with a header, streamed with COPY: a million narrow rows
-    cost tens of MB this way, not the GB of Python row objects."""
-    buffer = io.BytesIO()
-    statement = f"COPY ({query(name)}) TO STDOUT WITH (FORMAT csv, HEADER true)"
-    with conn.cursor() as cur, cur.copy(statement, params) as copy:
-        for chunk in copy:
-            buffer.write(chunk)
-    return buffer.getvalue()
-
-
-def report_jobs_csv(conn: psycopg.Connection, since: Any, until: Any) -> bytes:
-    """The window's jobs as narrow CSV (times as epoch seconds)."""
-    return copy_csv(conn, "report_jobs", {"since": since, "until": until})
-
-
 # --- worker side (async) ------------------------------------------------------------------
 
 
-async def unfinished_task_counts(pool: AsyncConnectionPool) -> dict[str, int]:
+async def unfinished_job_counts(pool: AsyncConnectionPool) -> dict[str, int]:
     """How many jobs are pending and processing (a batch's progress line)."""
     async with pool.connection() as conn:
-        cur = await conn.execute(query("unfinished_task_counts"))
+        cur = await conn.execute(query("unfinished_job_counts"))
         return await cur.fetchone()
 
 
@@ -304,17 +216,17 @@ def _lease(settings: Settings) -> dict[str, Any]:
     return {"worker_id": settings.worker_id, "lease_seconds": settings.lease_seconds}
 
 
-async def claim_task(
+async def claim_job(
     pool: AsyncConnectionPool, task_id: UUID, settings: Settings
 ) -> ClaimedJob | None:
     """pending -> processing for one job; None when it is not pending (or does not exist)."""
     async with pool.connection() as conn:
-        cur = await conn.execute(query("claim_task"), {"task_id": task_id, **_lease(settings)})
+        cur = await conn.execute(query("claim_job"), {"task_id": task_id, **_lease(settings)})
         row = await cur.fetchone()
     return claimed_job(row) if row else None
 
 
-async def claim_pending_tasks(
+async def claim_pending_jobs(
     pool: AsyncConnectionPool,
     limit: int,
     settings: Settings,
@@ -326,7 +238,7 @@ async def claim_pending_tasks(
     recorded on each."""
     async with pool.connection() as conn:
         cur = await conn.execute(
-            query("claim_pending_tasks"),
+            query("claim_pending_jobs"),
             {
                 "limit": limit,
                 "flow_run_id": flow_run_id,
@@ -339,77 +251,19 @@ async def claim_pending_tasks(
         return [claimed_job(row) for row in await cur.fetchall()]
 
 
-# A listening worker beats its heart this often; one unheard for LISTENER_ALIVE_SECONDS is gone.
-LISTENER_HEARTBEAT_SECONDS = 5.0
-LISTENER_ALIVE_SECONDS = 15.0
-
-
-def listener_alive(conn: psycopg.Connection) -> bool:
-    """Whether a grade-on-arrival worker is listening: it takes a new job the moment it is
-    committed, so the trigger hands nothing to Prefect."""
-    row = conn.execute(query("listener_alive"), {"within_seconds": LISTENER_ALIVE_SECONDS})
-    return row.fetchone()["alive"]
-
-
-async def other_listener_alive(pool: AsyncConnectionPool, worker_id: str) -> bool:
-    """Whether a listener other than `worker_id` is alive (the one that takes over)."""
+async def fetch_job_status(pool: AsyncConnectionPool, task_id: UUID) -> JobStatus:
     async with pool.connection() as conn:
-        cur = await conn.execute(
-            query("other_listener_alive"),
-            {"worker_id": worker_id, "within_seconds": LISTENER_ALIVE_SECONDS},
-        )
-        return (await cur.fetchone())["alive"]
-
-
-@asynccontextmanager
-async def listening_for_pending(
-    settings: Settings, worker_id: str, flow_run_id: UUID | None
-) -> AsyncIterator[asyncio.Event]:
-    """While the block runs, this worker listens for jobs that become pending and beats its
-    heart in grader.listeners. Yields an event set by every notification (the caller clears
-    it). The heartbeat row goes when the block ends, or goes stale if the process dies."""
-    url = database_url(settings)
-    ids = {"worker_id": worker_id, "flow_run_id": flow_run_id}
-    arrived = asyncio.Event()
-    async with (
-        await psycopg.AsyncConnection.connect(url, autocommit=True) as listening,
-        await psycopg.AsyncConnection.connect(url, autocommit=True) as beat,
-    ):
-
-        async def hear() -> None:
-            async for _ in listening.notifies():
-                arrived.set()
-
-        async def heartbeat() -> None:
-            while True:
-                await asyncio.sleep(LISTENER_HEARTBEAT_SECONDS)
-                with contextlib.suppress(psycopg.OperationalError):  # a missed beat is allowed
-                    await beat.execute(query("listener_heartbeat"), ids)
-
-        await listening.execute(query("listen_task_pending"))
-        await beat.execute(query("listener_heartbeat"), ids)
-        helpers = [asyncio.create_task(hear()), asyncio.create_task(heartbeat())]
-        try:
-            yield arrived
-        finally:
-            for helper in helpers:
-                helper.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
-            with contextlib.suppress(psycopg.OperationalError):
-                await beat.execute(query("listener_gone"), ids)
-
-
-async def fetch_task_status(pool: AsyncConnectionPool, task_id: UUID) -> JobStatus:
-    async with pool.connection() as conn:
-        cur = await conn.execute(query("task_status"), {"task_id": task_id})
+        cur = await conn.execute(query("job_status"), {"task_id": task_id})
         row = await cur.fetchone()
     if row is None:
         raise NotFoundError(f"task {task_id} not found")
-    return _job_status(row)
+    return _status_from_row(row)
 
 
 async def load_submission(pool: AsyncConnectionPool, job: ClaimedJob) -> Submission:
-    from grader.models import parse_rubric  # Pydantic: the worker's cost, not a status check's
+    from grader.grading.rubric import (
+        parse_rubric,  # Pydantic: the worker's cost, not a status check's
+    )
 
     async with pool.connection() as conn:
         cur = await conn.execute(
@@ -434,7 +288,7 @@ async def load_submissions(
 ) -> dict[UUID, Submission]:
     """load_submission for many jobs in one query, each rubric parsed once: by task id, the
     jobs whose attempt still owns them."""
-    from grader.models import parse_rubric
+    from grader.grading.rubric import parse_rubric
 
     async with pool.connection() as conn:
         cur = await conn.execute(
@@ -479,7 +333,7 @@ async def reap_expired_leases(pool: AsyncConnectionPool, max_attempts: int) -> d
     }
 
 
-async def release_worker_tasks(
+async def release_worker_jobs(
     pool: AsyncConnectionPool,
     settings: Settings,
     reason: str,
@@ -490,7 +344,7 @@ async def release_worker_tasks(
     from now on if given; how many."""
     async with pool.connection() as conn:
         cur = await conn.execute(
-            query("release_worker_tasks"),
+            query("release_worker_jobs"),
             {
                 "worker_id": settings.worker_id,
                 "max_attempts": settings.max_attempts,
@@ -502,7 +356,7 @@ async def release_worker_tasks(
         return len(await cur.fetchall())
 
 
-async def complete_task(pool: AsyncConnectionPool, job: ClaimedJob, grade: Grade) -> UUID:
+async def complete_job(pool: AsyncConnectionPool, job: ClaimedJob, grade: Grade) -> UUID:
     """Writes the grade and marks the job completed, atomically, if this attempt owns it."""
     criteria = [asdict(c) for c in grade.criteria]
     summary = {
@@ -512,7 +366,7 @@ async def complete_task(pool: AsyncConnectionPool, job: ClaimedJob, grade: Grade
     }
     async with pool.connection() as conn:
         cur = await conn.execute(
-            query("complete_task_with_grade"),
+            query("complete_job_with_grade"),
             {
                 "task_id": job.task_id,
                 "attempt": job.attempt,
@@ -541,11 +395,11 @@ async def complete_task(pool: AsyncConnectionPool, job: ClaimedJob, grade: Grade
     return row["grade_id"]
 
 
-async def fail_task(pool: AsyncConnectionPool, job: ClaimedJob, reason: str) -> bool:
+async def fail_job(pool: AsyncConnectionPool, job: ClaimedJob, reason: str) -> bool:
     """processing -> failed; False when this attempt no longer owns the job."""
     async with pool.connection() as conn:
         cur = await conn.execute(
-            query("fail_task"),
+            query("fail_job"),
             {"task_id": job.task_id, "attempt": job.attempt, "error_message": reason[:2000]},
         )
         return await cur.fetchone() is not None

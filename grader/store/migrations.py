@@ -15,9 +15,8 @@ from pathlib import Path
 
 import psycopg
 
-from grader.db import connect, first_line, query
-from grader.errors import MigrationError
-from grader.settings import Settings
+from grader.errors import MigrationError, first_line
+from grader.store.queries import query
 
 # the top-level migrations/ folder, installed as the package `migrations`
 MIGRATIONS_DIR = Path(str(resources.files("migrations")))
@@ -110,9 +109,3 @@ def migrate(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[
         return done
     finally:
         conn.execute(query("unlock_migrations"))
-
-
-def migrate_database(settings: Settings) -> list[str]:
-    """Applies what is pending to the settings' database; returns the applied file names."""
-    with connect(settings, check_schema=False) as conn:
-        return migrate(conn)

@@ -1,0 +1,3 @@
+"""Talking to the model: the prompt, one chat request and its reply, and which failures are worth
+retrying.
+"""
