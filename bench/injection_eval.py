@@ -4,8 +4,9 @@
 
 One command; bench/README.md (issue 16) says how to fill the --data folder from public
 repositories (nothing is shipped with the project) and what licence each source has. --baseline
-is an older copy of grader/injection.py (e.g. `git show 8a2a269:grader/injection.py`), measured
-in the same run as the current one.
+is an older copy of the detector module (grader/quality/injection.py; grader/injection.py before
+issue 23, e.g. `git show 4e901f1:grader/injection.py`), measured in the same run as the current
+one.
 
 Attack sources (folder under --data; each attack is embedded in a real student essay at the start,
 in the middle and at the end; a variant of it, base64 in one of garak's encoding templates or
@@ -64,7 +65,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import write_result
-from grader import injection
+from grader.quality import injection
 
 POSITIONS = ("start", "middle", "end")
 # the goal slot of public attack templates, filled with a demand for a better grade (derived items)
@@ -517,7 +518,7 @@ def _pick(by: dict[str, list[int]], split: str, kind: str) -> list[tuple[str, li
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="folder of the fetched sources")
-    parser.add_argument("--baseline", type=Path, help="an older grader/injection.py to compare")
+    parser.add_argument("--baseline", type=Path, help="an older detector module to compare")
     parser.add_argument(
         "--show-missed", type=int, default=0, help="print N missed tuning attacks to stderr"
     )

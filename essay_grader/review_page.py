@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from grader import api_keys, review
 from grader.errors import ConflictError, InvalidInputError, NotFoundError
-from grader.injection import flagged_passages
+from grader.quality.injection import flagged_passages
 from grader.store import parse_uuid
 
 SESSION_COOKIE = "grader_session"
@@ -125,7 +125,7 @@ def _passages(passages: list[dict[str, str]]) -> str:
 
 
 def _detail(reason: dict[str, Any]) -> str:
-    """A reason's evidence for a person: the checks of grader/recheck.py spelled out, the
+    """A reason's evidence for a person: the checks of grader/quality/recheck.py spelled out, the
     others as they are stored."""
     detail, kind = reason["detail"], reason["reason"]
     if kind == "regrade_differs":

@@ -19,13 +19,14 @@ from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
-from grader import recheck, store
+from grader import store
 from grader.context import RunContext, open_run_context
 from grader.errors import GraderError, LeaseLostError
 from grader.handoff import grade_run_name
 from grader.llm import describe_failure
 from grader.models import parse_reply
 from grader.pricing import call_cost
+from grader.quality import recheck
 from grader.records import Grade, JobStatus
 from grader.review import add_reasons
 from grader.settings import settings_for_run
@@ -71,7 +72,7 @@ async def _run_steps(ctx: RunContext, call_openai: Task, job: ClaimedJob) -> str
 async def recheck_grade(
     ctx: RunContext, call_openai: Task, submission: Submission, grade: Grade
 ) -> Grade:
-    """The checks of grader/recheck.py (GRADER_RECHECK): the justification check, and for a
+    """The checks of grader/quality/recheck.py (GRADER_RECHECK): the justification check, and for a
     suspect grade one more call-OpenAI task run on the essay with the passages that might
     address the grader set aside. They add reasons for review; the scores stay the first
     grading's, and persist-result stores the grade once, as ever."""

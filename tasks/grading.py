@@ -26,10 +26,10 @@ from prefect.tasks import exponential_backoff
 
 from grader import store
 from grader.context import RunContext
-from grader.injection import detect_injection
 from grader.llm import is_transient, request_grade, retry_after_seconds
 from grader.models import ModelReply, check_essay, combine_samples, parse_reply
 from grader.pricing import Prices, call_cost
+from grader.quality.injection import detect_injection
 from grader.records import Grade
 from grader.review import flag
 from grader.settings import Settings

@@ -1,5 +1,5 @@
-"""The prompt-injection detector (grader/injection.py) against a corpus of hostile and ordinary
-essays, and the prompt builder (grader/llm.py) that keeps the essay in its place as data.
+"""The prompt-injection detector (grader/quality/injection.py) against a corpus of hostile and
+ordinary essays, and the prompt builder (grader/llm.py) that keeps the essay in its place as data.
 
 The corpus lives in tests/essays/: hostile/ holds essays that try to talk the grader into a better
 grade, ordinary/ holds essays that must not be flagged, including hard negatives (essays about AI
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.injection import SIGNALS, detect_injection
 from grader.llm import SYSTEM_PROMPT, build_messages, rubric_prompt
 from grader.models import load_rubric
+from grader.quality.injection import SIGNALS, detect_injection
 
 ESSAYS = Path(__file__).resolve().parent / "essays"
 HOSTILE = sorted((ESSAYS / "hostile").glob("*.txt"))

@@ -1,6 +1,6 @@
-"""Defence in depth (grader/recheck.py): a grade the essay talked the model into goes to a person
-even when the injection detector saw nothing. Real flow, real PostgreSQL, and the simulator in
-its gullible mode over HTTP (a model that obeys an essay asking for a score)."""
+"""Defence in depth (grader/quality/recheck.py): a grade the essay talked the model into goes to a
+person even when the injection detector saw nothing. Real flow, real PostgreSQL, and the simulator
+in its gullible mode over HTTP (a model that obeys an essay asking for a score)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 from essay_grader import check_grading_status, start_grading_job, submit_essay
 from flows.grading import grade_submission
 from grader import api_keys
-from grader.injection import detect_injection
-from grader.recheck import neutralise
+from grader.quality.injection import detect_injection
+from grader.quality.recheck import neutralise
 from grader.simulator import LLMSimulator
 from tests.conftest import PageWatch
 from tests.test_review import _graded, _sign_in

@@ -1,5 +1,5 @@
 """Defence in depth: checks that catch a grade an essay talked the model into, whether or not the
-injection detector (grader/injection.py) saw the attack.
+injection detector (grader/quality/injection.py) saw the attack.
 
 1. The regrade (one more model call, for suspect grades only). The essay is graded again with
    every passage that might be talking to the grader set aside (replaced by "[…]"): sentences
@@ -40,7 +40,7 @@ import unicodedata
 from dataclasses import dataclass, replace
 from typing import Any
 
-from grader.injection import flagged_passages
+from grader.quality.injection import flagged_passages
 from grader.records import Grade
 from grader.settings import Settings
 
