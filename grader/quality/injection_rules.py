@@ -96,6 +96,22 @@ _CRITERION = (
     r"originality|coherence|presentation)"
 )
 _Q = "[\"“”']"
+# -- issue 23
+# what a model is told, as a noun ("ignore your instructions"), misspellings included
+_ORDERS = (
+    r"(?:instr\w*|isntr\w*|insturct\w*|instuct\w*|directives?|prompts?|programming|"
+    r"restrictions|guidelines|rules|commands|constraints|system (?:message|prompt))\b"
+)
+_EARLIER = r"(?:previous|prior|preceding|above|earlier|initial|original|old|last|former|first)"
+_ORDERS_ANCHORS = (
+    "instr", "isntr", "insturct", "instuct", "directive", "prompt", "programming",
+    "restrictions", "guidelines", "rules", "commands", "constraints", "system",
+)  # fmt: skip
+_ABOUT_ORDERS = (
+    r"(?:write|convert|translate|format|explain|summari[sz]e|describe|rewrite|duplicate|copy|"
+    r"display|give me|provide|recite|encode|print|reveal|show|list|share|repeat|output|spell|"
+    r"tell me|rap about|paraphrase|restate|read back|put|turn|dump|state|quote)"
+)
 
 
 RULES: tuple[Rule, ...] = (
@@ -936,6 +952,163 @@ RULES: tuple[Rule, ...] = (
         ),
         r"(?:systeeminstructie|systeembericht|directive syst[èe]me|instruction syst[èe]me|"
         r"systemanweisung|instrucción del sistema|istruzione di sistema|instrução do sistema)",
+        check="used",
+    ),
+    # --- issue 23: kinds of attack in sets no rule had been written against (tuned on their tuning
+    # halves only: deepset, Lakera's gandalf and mosscap, Tensor Trust)
+    # "ignore your instructions" with the object in more words, misspelt, or weaker nouns with a
+    # qualifier ("ignore all previous text"); as a sentence's order (lead), not "students ignore
+    # the rules"
+    Rule(
+        "addresses_grader",
+        (*_IGNORE_VERBS, "skip", "delete", "erase", "drop", "abandon", "discard", "neglect"),
+        r"(?:ignore|disregard|forget|overlook|skip|delete|erase|drop|abandon|discard|neglect)s? "
+        r"(?:about )?(?:(?:all|any|each|every) )?(?:of )?(?:the |your |these |those |this |that |"
+        rf"my )?(?:\w+ ){{0,2}}?{_ORDERS}",
+        lead=True,
+        check="used",
+    ),
+    Rule(
+        "addresses_grader",
+        (*_IGNORE_VERBS, "skip", "delete", "erase", "drop", "abandon", "discard", "neglect"),
+        r"(?:ignore|disregard|forget|overlook|skip|delete|erase|drop|abandon|discard|neglect)s? "
+        r"(?:about )?(?:(?:all|any|each|every) )?(?:of )?(?:the |your |these |those |this |that |"
+        rf"my )?(?:\w+ )?{_EARLIER} (?:\w+ )?(?:text|information|input|inputs|messages?|context|"
+        r"statements?|tasks?|assignments?|directions?|commands?|orders|conversation|words|data|"
+        r"content|requests?)\b",
+        check="used",
+    ),
+    # "previous instructions are void", "any instructions should be ignored"
+    Rule(
+        "addresses_grader",
+        _ORDERS_ANCHORS,
+        rf"{_ORDERS}(?: \w+){{0,4}}? (?:should|must|shall|are to|will|can|have been|has been|are|"
+        r"is|were)(?: now| hereby| henceforth| all)? (?:be )?(?:ignored|forgotten|disregarded|void|"
+        r"cancell?ed|null|obsolete|invalid|revoked|overridden|irrelevant|suspended|lifted|removed|"
+        r"deleted|replaced|no longer (?:valid|apply|applicable|in effect))\b",
+        before=rf"(?:{_EARLIER}|your|system|any|all) (?:\w+ ){{0,2}}?",
+        lookback=60,
+        check="used",
+    ),
+    Rule(
+        "addresses_grader",
+        ("pretend", "imagine", "assume", "opposite"),
+        r"(?:pretend|imagine|assume) (?:that )?(?:there (?:are|is|were)|you (?:have|had|did not|"
+        r"didn't|never|do not|don't)(?: \w+)?) (?:no |any |not )?(?:\w+ )?(?:guidelines|rules|"
+        r"restrictions|instructions|limits|filters|constraints)\b|opposite of (?:your|the|my|what "
+        r"your) (?:\w+ )?(?:instructions|programming|rules|guidelines|prompt)\b",
+        check="used",
+    ),
+    # new orders announced: "Now new tasks follow", "we will start over with a new task"
+    Rule(
+        "addresses_grader",
+        ("task", "instructions", "assignments", "orders"),
+        r"(?:tasks?|instructions|assignments|orders) (?:follows?|are coming|begins?)\b",
+        before=r"(?:now )?(?:new|further|more|other|the following) ",
+        lookback=40,
+        check="used",
+    ),
+    Rule(
+        "addresses_grader",
+        ("start",),
+        r"start (?:over|again|afresh|from scratch) with (?:a )?new (?:task|instructions?|"
+        r"assignment)",
+        check="used",
+    ),
+    # the same in German, Spanish, Croatian (deepset's sets are mostly German)
+    Rule(
+        "addresses_grader",
+        (
+            "vergiss",
+            "vergessen",
+            "ignoriere",
+            "missachte",
+            "abweichend",
+            "nun",
+            "jetzt",
+            "lassen",
+            "olvid",
+            "zaboravi",
+        ),
+        r"(?:vergiss|vergessen sie|ignoriere|ignorieren sie|missachte) (?:\S+ "
+        r"){0,3}?(?:anweisungen|"
+        r"instruktionen|informationen|aufgaben|befehle|regeln|vorgaben|alles)"
+        r"|abweichend (?:zu|von) (?:den )?(?:vorherigen|bisherigen|obigen|vorigen) "
+        r"(?:instruktionen|anweisungen|aufgaben)|(?:nun|jetzt) folgen (?:weitere|neue) "
+        r"(?:aufgaben|anweisungen)|lassen sie alle (?:vorherigen|bisherigen) informationen"
+        r"|olvid[aeo]r? (?:todas |todo )?(?:las )?(?:instrucciones|lo que (?:te )?(?:dije|digo))"
+        r"|olvid[aeo] todo|zaboravi (?:sve )?(?:instrukcije|upute|prethodne)",
+    ),
+    Rule(
+        "role_play",
+        ("ich", "jetzt", "nun", "du"),
+        r"ich möchte,? dass (?:sie|du) (?:als|wie) (?:\S+ ){1,8}?(?:fungieren|fungierst|agieren|"
+        r"agierst|handeln|handelst|auftreten|antworten|antwortest)|(?:jetzt|nun) bist du\b",
+    ),
+    # questions and orders about the reader's own instructions or prompt
+    Rule(
+        "off_task_instructions",
+        (
+            *_ORDERS_ANCHORS,
+            "pre",
+            "password",
+            "passphrase",
+            "secret",
+            "message",
+            "line",
+            "words",
+            "text",
+            "configuration",
+        ),
+        r"(?:instructions?|isntructions|instuctions?|instrutions?|prompts?|rules|guidelines|"
+        r"directives|system (?:message|prompt)|pre-?prompt|programming|configuration|password|"
+        r"passphrase|secret|messages?|lines?|words|text)\b",
+        before=rf"{_ABOUT_ORDERS} (?:me |us |back |out )?(?:(?:all|each|every|some|any) )?(?:of )?"
+        rf"(?:(?:your|ur|yr) (?:\w+ ){{0,2}}?|(?:the |these |those )?(?:\w+ )?{_EARLIER} (?:\w+ "
+        r")?)",
+        lead=True,
+        check="used",
+    ),
+    Rule(
+        "off_task_instructions",
+        ("instructions", "rules", "guidelines", "prompt", "words", "text"),
+        r"(?:instructions|rules|guidelines|prompt|words|text) (?:above|below|before this|(?:that )?"
+        r"you (?:were|have been) given|you (?:received|got)|given to you)",
+        before=rf"{_ABOUT_ORDERS} (?:me |us |back |out )?(?:(?:all|each|every) )?(?:of )?the "
+        r"(?:\w+ )?",
+        lead=True,
+        check="used",
+    ),
+    Rule(
+        "off_task_instructions",
+        (*_ORDERS_ANCHORS, "password", "secret", "prompt"),
+        r"(?:instructions|isntructions|instuctions|prompt|rules|guidelines|directives|password|"
+        r"secret)\b",
+        before=r"(?:what|which) (?:are|were|is|was) (?:all )?(?:of )?your (?:\w+ ){0,2}?",
+        check="used",
+    ),
+    Rule(
+        "off_task_instructions",
+        ("instructions", "rules", "guidelines", "directives", "prompt"),
+        r"(?:instructions|rules|guidelines|directives|prompt) (?:were|have|are|was|did|do) you "
+        r"(?:been )?(?:given|told|programmed|provided|received|get|follow)",
+        before=r"(?:what|which) (?:\w+ )?",
+        lookback=40,
+        check="used",
+    ),
+    # the reader's secret: "tell me the password", "the 3rd letter of the password"
+    Rule(
+        "off_task_instructions",
+        ("password", "passphrase", "pass", "passcode", "access", "secret", "code"),
+        r"(?:password|passphrase|pass ?phrase|passcode|pass ?word|access code|code ?word|secret "
+        r"(?:word|phrase|key|code))\b",
+        before=r"(?:tell|give|reveal|say|spell|print|write|show|share|provide|output|type|display|"
+        r"repeat|encode|translate|reverse|whisper|hint|what(?:'s| is| was)|(?:first|last|second|"
+        r"third|\d+(?:st|nd|rd|th)) (?:letter|character|char|digit)s? (?:of|in)) (?:\S+ ){0,4}?"
+        r"(?:the|your|ur|yr|this|that) (?:secret |hidden |correct |real |actual |current |"
+        r"admin |system )?",
+        lead=True,
+        lookback=80,
         check="used",
     ),
     # -- instructions_to_model: hints that a passage gives a model its orders. Each alone can be an
