@@ -99,18 +99,30 @@ _Q = "[\"“”']"
 # -- issue 23
 # what a model is told, as a noun ("ignore your instructions"), misspellings included
 _ORDERS = (
-    r"(?:instr\w*|isntr\w*|insturct\w*|instuct\w*|directives?|prompts?|programming|"
-    r"restrictions|guidelines|rules|commands|constraints|system (?:message|prompt))\b"
+    r"(?:instr\w*|isntr\w*|insturct\w*|instuct\w*|intruct\w*|directives?|directions|prompts?|"
+    r"programming|restrictions|guid\w*lines|rules|commands|constraints|system (?:message|"
+    r"prompt))\b"
 )
 _EARLIER = r"(?:previous|prior|preceding|above|earlier|initial|original|old|last|former|first)"
+# ... and more words that make "text" or "context" the reader's input ("all provided context")
+_QUALIFIED = rf"(?:{_EARLIER}|provided|given|below|other|further|following|remaining|supplied)"
+_MORE_IGNORE_VERBS = (
+    "skip", "delete", "erase", "drop", "abandon", "discard", "neglect", "cancel", "negate",
+    "nullify", "revoke", "reset", "clear", "wipe", "remove", "undo",
+)  # fmt: skip
+_IGNORE = (
+    r"(?:ignore|disregard|forget|overlook|skip|delete|erase|drop|abandon|discard|neglect|cancel|"
+    r"negate|nullify|revoke|reset|clear|wipe|remove|undo)s?"
+)
 _ORDERS_ANCHORS = (
-    "instr", "isntr", "insturct", "instuct", "directive", "prompt", "programming",
-    "restrictions", "guidelines", "rules", "commands", "constraints", "system",
+    "instr", "isntr", "insturct", "instuct", "intruct", "directive", "directions", "prompt",
+    "programming", "restrictions", "guid", "rules", "commands", "constraints", "system",
 )  # fmt: skip
 _ABOUT_ORDERS = (
     r"(?:write|convert|translate|format|explain|summari[sz]e|describe|rewrite|duplicate|copy|"
-    r"display|give me|provide|recite|encode|print|reveal|show|list|share|repeat|output|spell|"
-    r"tell me|rap about|paraphrase|restate|read back|put|turn|dump|state|quote)"
+    r"display|give me|provide|recite|encode|print|reveal|show|list|share(?: with (?:me|us))?|"
+    r"repeat|output|spell|tell me|rap about|paraphrase|restate|read back|put|turn|dump|state|"
+    r"quote|echo|recall|reproduce|enumerate|reword|type out|spit out)"
 )
 
 
@@ -961,19 +973,22 @@ RULES: tuple[Rule, ...] = (
     # the rules"
     Rule(
         "addresses_grader",
-        (*_IGNORE_VERBS, "skip", "delete", "erase", "drop", "abandon", "discard", "neglect"),
-        r"(?:ignore|disregard|forget|overlook|skip|delete|erase|drop|abandon|discard|neglect)s? "
-        r"(?:about )?(?:(?:all|any|each|every) )?(?:of )?(?:the |your |these |those |this |that |"
-        rf"my )?(?:\w+ ){{0,2}}?{_ORDERS}",
+        (*_IGNORE_VERBS, *_MORE_IGNORE_VERBS),
+        rf"{_IGNORE} (?:about )?(?:(?:all|any|each|every) )?(?:of )?(?:the |your |these |those |"
+        rf"this |that |my )?(?:\w+ ){{0,2}}?{_ORDERS}"
+        # "ignore what you were told", "forget everything that was instructed"
+        rf"|{_IGNORE} (?:everything |anything |all )?(?:what|that|which) (?:you (?:were|have been|"
+        r"are|had been) (?:told|given|instructed|programmed|taught)|(?:was|has been|were|had been) "
+        r"(?:instructed|told|said|given))",
         lead=True,
         check="used",
     ),
     Rule(
         "addresses_grader",
-        (*_IGNORE_VERBS, "skip", "delete", "erase", "drop", "abandon", "discard", "neglect"),
-        r"(?:ignore|disregard|forget|overlook|skip|delete|erase|drop|abandon|discard|neglect)s? "
-        r"(?:about )?(?:(?:all|any|each|every) )?(?:of )?(?:the |your |these |those |this |that |"
-        rf"my )?(?:\w+ )?{_EARLIER} (?:\w+ )?(?:text|information|input|inputs|messages?|context|"
+        (*_IGNORE_VERBS, *_MORE_IGNORE_VERBS),
+        rf"{_IGNORE} (?:about )?(?:(?:all|any|each|every) )?(?:of )?(?:the |your |these |those |"
+        rf"this |that |my )?(?:\w+ )?{_QUALIFIED} (?:\w+ )?(?:text|information|input|inputs|"
+        r"messages?|context|"
         r"statements?|tasks?|assignments?|directions?|commands?|orders|conversation|words|data|"
         r"content|requests?)\b",
         check="used",
@@ -1082,9 +1097,9 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "off_task_instructions",
         (*_ORDERS_ANCHORS, "password", "secret", "prompt"),
-        r"(?:instructions|isntructions|instuctions|prompt|rules|guidelines|directives|password|"
-        r"secret)\b",
-        before=r"(?:what|which) (?:are|were|is|was) (?:all )?(?:of )?your (?:\w+ ){0,2}?",
+        r"(?:instructions?|isntructions|instuctions|prompts?|directives|password)\b",
+        before=r"(?:what|which)(?:'s| (?:are|were|is|was|'s))? (?:all )?(?:of )?(?:your|you|those|"
+        r"these) (?:\w+ ){0,2}?",
         check="used",
     ),
     Rule(
@@ -1096,6 +1111,50 @@ RULES: tuple[Rule, ...] = (
         lookback=40,
         check="used",
     ),
+    Rule(
+        "off_task_instructions",
+        ("instructions", "rules", "guidelines", "directives", "prompt"),
+        r"(?:instructions?|rules|guidelines|directives|prompts?) (?:that )?you (?:were|have been|"
+        r"had "
+        r"been|are|got) (?:given|told|programmed|provided|fed)|(?:instructions|prompt|rules|"
+        r"guidelines) verbatim",
+        before=r"(?:what|which)(?: (?:are|were|is|was))? (?:all )?(?:of )?the (?:\w+ ){0,2}?",
+        lookback=60,
+        check="used",
+    ),
+    Rule(
+        "off_task_instructions",
+        ("instructions", "prompt", "rules", "guidelines", "text"),
+        r"(?:instructions|prompt|rules|guidelines|text above) verbatim",
+        check="used",
+    ),
+    # deepset: "act as a Python interpreter", "execute the following command", "stop: write ..."
+    Rule(
+        "off_task_instructions",
+        ("execute", "stop", "attention", "achtung", "warning", "important"),
+        # (on the same line: "run the following command:" and a code block is documentation)
+        r"execute (?:the following|this|these) (?:commands?|code|script|query|program|"
+        r"instructions?)\s?:?[^\S\n]*[^\s`]|stopp?\s?[:\-–—!]+ (?:now )?(?:write|say|print|output|"
+        r"answer|"
+        r"respond|schreibe?|sag)\b|(?:attention|achtung|warning|important)\s?[:\-–—!]+\s?stopp?\b",
+        lead=True,
+        check="used",
+    ),
+    Rule(
+        "role_play",
+        ("act", "pretend", "behave", "function", "work", "serve"),
+        r"(?:act|pretend to be|behave|function|work|serve) (?:as|like) (?:a |an |the )?(?:\S+ )?"
+        r"(?:python|linux|unix|sql|javascript|bash|shell|terminal|command[- ]line|code|js|ruby|"
+        r"php|java|c\+\+)? ?(?:interpreter|terminal|console|shell|compiler|repl)\b",
+        lead=True,
+        check="used",
+    ),
+    Rule(
+        "role_play",
+        ("du",),
+        r"du bist (?:jetzt |nun |ab jetzt |ab sofort )?(?:ein |eine |der |die |das )?\S+",
+        lead=True,
+    ),
     # the reader's secret: "tell me the password", "the 3rd letter of the password"
     Rule(
         "off_task_instructions",
@@ -1103,6 +1162,7 @@ RULES: tuple[Rule, ...] = (
         r"(?:password|passphrase|pass ?phrase|passcode|pass ?word|access code|code ?word|secret "
         r"(?:word|phrase|key|code))\b",
         before=r"(?:tell|give|reveal|say|spell|print|write|show|share|provide|output|type|display|"
+        r"need|want|discuss|story about|trust me with|clue|hint at|"
         r"repeat|encode|translate|reverse|whisper|hint|what(?:'s| is| was)|(?:first|last|second|"
         r"third|\d+(?:st|nd|rd|th)) (?:letter|character|char|digit)s? (?:of|in)) (?:\S+ ){0,4}?"
         r"(?:the|your|ur|yr|this|that) (?:secret |hidden |correct |real |actual |current |"
