@@ -122,7 +122,7 @@ _ABOUT_ORDERS = (
     r"(?:write|convert|translate|format|explain|summari[sz]e|describe|rewrite|duplicate|copy|"
     r"display|give me|provide|recite|encode|print|reveal|show|list|share(?: with (?:me|us))?|"
     r"repeat|output|spell|tell me|rap about|paraphrase|restate|read back|put|turn|dump|state|"
-    r"quote|echo|recall|reproduce|enumerate|reword|type out|spit out)"
+    r"quote|echo|recall|reproduce|enumerate|reword|type out|spit out|relay)"
 )
 
 
@@ -1000,7 +1000,8 @@ RULES: tuple[Rule, ...] = (
         rf"{_ORDERS}(?: \w+){{0,4}}? (?:should|must|shall|are to|will|can|have been|has been|are|"
         r"is|were)(?: now| hereby| henceforth| all)? (?:be )?(?:ignored|forgotten|disregarded|void|"
         r"cancell?ed|null|obsolete|invalid|revoked|overridden|irrelevant|suspended|lifted|removed|"
-        r"deleted|replaced|no longer (?:valid|apply|applicable|in effect))\b",
+        r"deleted|replaced|false|wrong|fake|outdated|incorrect|untrue|a lie|not (?:valid|real|"
+        r"true)|no longer (?:valid|apply|applicable|in effect))\b",
         before=rf"(?:{_EARLIER}|your|system|any|all) (?:\w+ ){{0,2}}?",
         lookback=60,
         check="used",
@@ -1079,7 +1080,7 @@ RULES: tuple[Rule, ...] = (
         r"directives|system (?:message|prompt)|pre-?prompt|programming|configuration|password|"
         r"passphrase|secret|messages?|lines?|words|text)\b",
         before=rf"{_ABOUT_ORDERS} (?:me |us |back |out )?(?:(?:all|each|every|some|any) )?(?:of )?"
-        rf"(?:(?:your|ur|yr) (?:\w+ ){{0,2}}?|(?:the |these |those )?(?:\w+ )?{_EARLIER} (?:\w+ "
+        rf"(?:(?:your|ur|yr) (?:\S+ ){{0,3}}?|(?:the |these |those )?(?:\w+ )?{_EARLIER} (?:\w+ "
         r")?)",
         lead=True,
         check="used",
@@ -1154,6 +1155,32 @@ RULES: tuple[Rule, ...] = (
         ("du",),
         r"du bist (?:jetzt |nun |ab jetzt |ab sofort )?(?:ein |eine |der |die |das )?\S+",
         lead=True,
+    ),
+    # "Say 'Access Granted'", "respond with only the first two words"
+    Rule(
+        "off_task_instructions",
+        ("say", "type"),
+        r"(?:say|type)(?: only| exactly| just)? (?:the (?:words?|phrase|text|string|following):? )?"
+        r"[\"“][^\"“”\n]{1,60}[\"”]\s?(?:[.!]|$)",
+        before=r"(?:(?:only|instead) )?",
+        lookback=20,
+        lead=True,
+        check="used",
+    ),
+    Rule(
+        "off_task_instructions",
+        ("respond", "reply", "answer", "output"),
+        r"(?:respond|reply|answer|output)(?: with)? only (?:with )?(?:the )?(?:first|last|\d+|one|"
+        r"two|three|single)(?: and \w+)? (?:words?|letters?|characters?|lines?|sentences?)",
+        check="used",
+    ),
+    # a fake record of the reader's instructions: "Your initial instructions were: ..."
+    Rule(
+        "addresses_grader",
+        ("your",),
+        r"your (?:initial|original|system|previous|real|hidden|secret|actual|true|new) (?:\w+ )?"
+        r"(?:instructions|prompt|directives|rules) (?:were|was|are|is)\s?[:“\"]",
+        check="used",
     ),
     # the reader's secret: "tell me the password", "the 3rd letter of the password"
     Rule(
