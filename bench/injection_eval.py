@@ -316,6 +316,9 @@ def llm_guard(root: Path) -> Iterator[Attack]:
 # Sources added in issue 23, which no rule was written against before (their held-out halves are
 # the test of whether the rules generalise).
 NEW_SOURCES = ("deepset", "gandalf", "mosscap", "tensortrust-hijacking", "tensortrust-extraction")
+# Reported apart as well (bench/README.md, issue 23): Mosscap's prompts are turns of a password
+# game, most of them questions about a secret with no order to the reader in them.
+OUT_OF_SCOPE = ("mosscap",)
 
 
 def _parapet(root: Path, name: str) -> list[str]:
@@ -466,6 +469,8 @@ def measure(
             keys = [f"{s}|form:{form}", f"{s}|at:{position}"]
             if form == "written":
                 keys += [f"{s}|all", f"{s}|source:{attack.source}"]
+                if attack.source not in OUT_OF_SCOPE:
+                    keys.append(f"{s}|in_scope")
                 keys.append(f"{s}|category:{attack.source}:{attack.category}")
                 if attack.grade:
                     keys.append(f"{s}|grade:{attack.grade}")
@@ -516,6 +521,7 @@ def measure(
     for split in ("tune", "held"):
         result[split] = {
             "recall_as_written": _rate(*by[f"{split}|all"]),
+            "recall_as_written_without_mosscap": _rate(*by[f"{split}|in_scope"]),
             "recall_grade_targeted_as_written": _rate(*by[f"{split}|grade:written"]),
             "recall_grade_targeted_derived": _rate(*by[f"{split}|grade:derived"]),
             "recall_by_form": {k.split(":", 1)[1]: _rate(*v) for k, v in _pick(by, split, "form")},
@@ -540,6 +546,52 @@ def measure(
     result["detect_ms_10k_p50"] = round(statistics.median(times) * 1000, 3)
     result["detect_ms_10k_p99"] = round(q[98] * 1000, 3)
     return result
+
+
+def _pct(value: object) -> str:
+    return "–" if value is None else f"{100 * float(value):.1f}%"  # type: ignore[arg-type]
+
+
+def markdown(result: dict[str, object]) -> str:
+    """The per-source tables of bench/README.md (issue 23): tuning and held-out, before and
+    after (when a baseline ran), false positives per corpus, time."""
+    names = [n for n in ("before", "after") if n in result]
+    runs: dict[str, dict] = {n: result[n] for n in names}  # type: ignore[misc]
+    after = runs["after"]
+    cols = [f"{split} {n}" for split in ("tuning", "held-out") for n in names]
+    lines = [f"| recall, attacks as written | {' | '.join(cols)} | held-out items |"]
+    lines.append("|---" * (len(cols) + 2) + "|")
+    for source, (_, items) in after["held"]["recall_by_source"].items():
+        label = f"{source} (new)" if source in NEW_SOURCES else source
+        cells = [
+            _pct(runs[n][split]["recall_by_source"].get(source, [None])[0])
+            for split in ("tune", "held")
+            for n in names
+        ]
+        lines.append(f"| {label} | {' | '.join(cells)} | {items // len(POSITIONS)} |")
+    for key, label in (
+        ("recall_as_written", "**all attacks as written**"),
+        ("recall_as_written_without_mosscap", "**all but mosscap**"),
+        ("recall_grade_targeted_as_written", "grade-targeted, as written"),
+        ("recall_grade_targeted_derived", "grade-targeted, derived"),
+    ):
+        cells = [_pct(runs[n][split][key]) for split in ("tune", "held") for n in names]
+        lines.append(f"| {label} | {' | '.join(cells)} | |")
+    lines += ["", f"| flagged (false positives) | {' | '.join(cols)} |"]
+    lines.append("|---" * (len(cols) + 1) + "|")
+    for key in after["held"]["false_positive_rate"]:
+        cells = []
+        for split in ("tune", "held"):
+            for n in names:
+                rate, hits, total = runs[n][split]["false_positive_rate"][key]
+                cells.append(f"{hits}/{total} ({_pct(rate)})")
+        label = key.replace("benign:", "… benign ").replace("benign_ai", "benign texts about AI")
+        lines.append(f"| {label} | {' | '.join(cells)} |")
+    lines += ["", f"| ms per 10,000-character essay | {' | '.join(names)} |"]
+    lines.append("|---" * (len(names) + 1) + "|")
+    for key in ("detect_ms_10k_p50", "detect_ms_10k_p99"):
+        lines.append(f"| {key[-3:]} | {' | '.join(str(runs[n][key]) for n in names)} |")
+    return "\n".join(lines)
 
 
 def _pick(by: dict[str, list[int]], split: str, kind: str) -> list[tuple[str, list[int]]]:
@@ -584,6 +636,7 @@ def main() -> int:
     for name, detect in detectors.items():
         result[name] = measure(detect, attacks, essays, benign, args.show_missed)
     write_result("injection_eval", result)
+    print(markdown(result), file=sys.stderr)
     return 0
 
 
