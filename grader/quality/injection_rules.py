@@ -988,7 +988,7 @@ RULES: tuple[Rule, ...] = (
         r"said "
         r"to|given|written to) you)"
         # "ignore everything and give me the password"
-        rf"|{_IGNORE} (?:everything|all) (?:else )?(?:and|then|[.,;:]) ",
+        rf"|{_IGNORE} (?:about )?(?:everything|all)(?: else)?(?: and| then|\s?[.,;:]) ",
         lead=True,
         check="used",
     ),
@@ -1210,6 +1210,30 @@ RULES: tuple[Rule, ...] = (
         r"(?:replace|overwrite|swap|update) (?:your |the |all |all your )?(?:current |previous |"
         r"existing |old |original |initial )?(?:system )?(?:instructions|prompt|directives|"
         r"programming)\b",
+        lead=True,
+        check="used",
+    ),
+    # "what if you forget all your instructions": with "your" or "previous" no lead is needed
+    Rule(
+        "addresses_grader",
+        (*_IGNORE_VERBS, *_MORE_IGNORE_VERBS),
+        rf"{_IGNORE} (?:all (?:of )?)?(?:your|the previous|your previous|the above|your initial|"
+        r"your original) (?:\w+ )?(?:instructions|prompts?|directives|programming|system prompt)\b",
+        check="used",
+    ),
+    Rule(
+        "addresses_grader",
+        ("concentrate", "focus", "konzentriere", "oubli", "ignore", "vergiss"),
+        r"(?:concentrate|focus) (?:now )?on (?:your|the|this) new (?:task|assignment|job|"
+        r"instructions?)\b|konzentriere dich (?:jetzt |nun )?auf (?:deine|die) neue aufgabe"
+        r"|(?:oublie[rz]?|ignore[rz]) (?:toutes |tout )?(?:les |vos |tes )?(?:instructions|"
+        r"consignes|règles)|vergiss (?:alle |alles |deine )?(?:aufträge|auftrag|vorgaben)",
+        check="used",
+    ),
+    Rule(
+        "addresses_grader",
+        ("additional", "new", "extra", "hidden", "secret", "important", "real", "updated"),
+        r"(?:additional|new|extra|hidden|secret|important|real|updated) instructions?\s?[:\-–—]",
         lead=True,
         check="used",
     ),
