@@ -103,6 +103,11 @@ _ORDERS = (
     r"programming|restrictions|guid\w+|rules|commands|constraints|system (?:message|"
     r"prompt))\b"
 )
+# ... only what a model is told: "the old rules were replaced" is school news
+_STRONG_ORDERS = (
+    r"(?:instr\w*|isntr\w*|insturct\w*|instuct\w*|intruct\w*|directives?|prompts?|programming|"
+    r"system (?:message|prompt))\b"
+)
 _EARLIER = r"(?:previous|prior|preceding|above|earlier|initial|original|old|last|former|first)"
 # ... and more words that make "text" or "context" the reader's input ("all provided context")
 _QUALIFIED = (
@@ -842,7 +847,8 @@ RULES: tuple[Rule, ...] = (
         ("ignor", "disregard", "forget"),
         r"(?:ignore|disregard|forget) (?:all |any )?(?:of )?(?:your |the |my )?(?:prior|previous|"
         r"earlier|initial) (?:inputs?|identity|context|conversation|training|messages|restrictions)"
-        r"|(?:ignore|disregard|forget) everything (?:you(?:'ve| have)? (?:learned|been told|know)|"
+        r"|(?:ignore|disregard|forget) everything (?:you(?:'ve| have)? (?:learned|been told|"
+        r"know(?! about))|"
         r"except)|(?:disregard|ignore) (?:all|any) (?:\w+ )?except",
         check="used",
     ),
@@ -1006,7 +1012,9 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "addresses_grader",
         _ORDERS_ANCHORS,
-        rf"{_ORDERS}(?: \w+){{0,4}}? (?:should|must|shall|are to|will|can|have been|has been|are|"
+        rf"{_STRONG_ORDERS}(?: \w+){{0,4}}? (?:should|must|shall|are to|will|can|have been|has "
+        r"been|"
+        r"are|"
         r"is|were)(?: now| hereby| henceforth| all)? (?:be )?(?:ignored|forgotten|disregarded|void|"
         r"cancell?ed|null|obsolete|invalid|revoked|overridden|irrelevant|suspended|lifted|removed|"
         r"deleted|replaced|false|wrong|fake|outdated|incorrect|untrue|a lie|not (?:valid|real|"
@@ -1181,8 +1189,9 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "off_task_instructions",
         ("respond", "reply", "answer", "output"),
-        r"(?:respond|reply|answer|output)(?: with)? only (?:with )?(?:the )?(?:first|last|\d+|one|"
-        r"two|three|single)(?: and \w+)? (?:words?|letters?|characters?|lines?|sentences?)",
+        r"(?:respond|reply|answer|output)(?: with)? only (?:with )?(?:the )?(?:(?:first|last) )?"
+        r"(?:first|last|\d+|one|two|three|four|five|single)(?: and \w+)? (?:words?|letters?|"
+        r"characters?|lines?|sentences?)",
         check="used",
     ),
     # a fake record of the reader's instructions: "Your initial instructions were: ..."
