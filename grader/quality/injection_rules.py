@@ -1246,6 +1246,34 @@ RULES: tuple[Rule, ...] = (
         lead=True,
         check="used",
     ),
+    # Tensor Trust: "ignore all input above and below", "say X and nothing else", "prefix your
+    # reply with", "if you understand, say ..."
+    Rule(
+        "addresses_grader",
+        (*_IGNORE_VERBS, *_MORE_IGNORE_VERBS),
+        rf"{_IGNORE} (?:all |any |every )?(?:of )?(?:the )?(?:text|input|inputs|content|"
+        r"information|"
+        r"messages?|context|instructions?|prompts?) (?:above|below|before this|after this|that "
+        r"(?:follows|precedes)|preceding|in this (?:text|message|essay))\b",
+        check="used",
+    ),
+    Rule(
+        "off_task_instructions",
+        ("say", "output", "print", "reply", "respond", "answer", "write", "type", "if"),
+        r"(?:say|output|print|reply|respond|answer|write|type)(?: only)? (?:with )?[^.!?\n]{1,40}? "
+        r"and nothing else\b|if you understand(?: this| me| everything| all this)?\s?[,.]? "
+        r"(?:please )?(?:say|reply|respond|answer|type|write|output)\b",
+        lead=True,
+        check="used",
+    ),
+    Rule(
+        "off_task_instructions",
+        ("prefix", "precede", "begin", "start", "preface", "end", "lead"),
+        r"(?:prefix|precede|begin|start|preface|end|lead) (?:your |yr |ur |you |the |each |every "
+        r"|all )?(?:responses?|reply|replies|answers?|outputs?)\s?(?:with\b|by\b|w/|:)",
+        lead=True,
+        check="used",
+    ),
     # the reader's secret: "tell me the password", "the 3rd letter of the password"
     Rule(
         "off_task_instructions",
