@@ -1274,6 +1274,27 @@ RULES: tuple[Rule, ...] = (
         lead=True,
         check="used",
     ),
+    # deepset: praise, then a new task ("That is done. Now write..."); the actors who never fall
+    # out of their roles
+    Rule(
+        "addresses_grader",
+        ("that", "this", "das", "help", "hilf", "now", "nun", "jetzt"),
+        r"(?:that is|that's|this is|das ist|das war|das genügt|das reicht)(?: (?:done|enough|"
+        r"sufficient|genug|erledigt|gut))?[.!]+ (?:but |aber )?(?:now|jetzt|nun|bitte|please) "
+        r"(?:\S+ )?(?:write|tell|say|answer|help|schreibe?|sag|beantworte|hilf)\b"
+        r"|(?:help me|hilf mir) (?:now |nun |jetzt )?(?:with|bei|mit) (?:the |der |einer |a )?"
+        r"(?:following|another|a new|one more|folgenden|weiteren|neuen) (?:task|aufgabe)",
+        check="used",
+    ),
+    Rule(
+        "role_play",
+        ("always", "stay", "without", "ohne", "aus", "bleiben", "immer"),
+        r"(?:always )?(?:stay|stays|remain|remains) in (?:their|your|his|her) roles?\b.{0,80}?"
+        r"(?:without|never)|without (?:even )?(?:falling|stepping|breaking) out of (?:the |their |"
+        r"your )?(?:figure|character|roles?)|aus (?:der|ihrer|seiner) (?:figur|rolle) (?:zu "
+        r")?fallen",
+        check="used",
+    ),
     # the reader's secret: "tell me the password", "the 3rd letter of the password"
     Rule(
         "off_task_instructions",
