@@ -203,6 +203,24 @@ def _used_near_code(text: str, start: int, end: int) -> bool:
     return _CODE_OR_AI_NEARBY_RX.search(window) is not None
 
 
+_SENTENCE_BREAK_RX = re.compile(r"[.!?\n]")
+_ADDRESSED_RX = re.compile(
+    r"\b(?:you|your|yourself|u|ur)\b|^\W*(?:do not|don't|never|stop|please)\b"
+)
+
+
+def _used_addressed(text: str, start: int, end: int) -> bool:
+    # "the previous instructions were unclear" is a student's; in a sentence to "you", or an
+    # order ("don't obey the previous instructions"), it is about a model's orders
+    if _quoted_or_code(text, start):
+        return False
+    left = max(0, start - 200)
+    breaks = [m.end() for m in _SENTENCE_BREAK_RX.finditer(text, left, start)]
+    right = _SENTENCE_BREAK_RX.search(text, end, end + 200)
+    sentence = text[breaks[-1] if breaks else left : right.start() if right else end + 200]
+    return _ADDRESSED_RX.search(sentence) is not None
+
+
 # hints of orders to a model: HINT_KINDS kinds within HINT_WINDOW characters raise
 # instructions_to_model
 HINT_WINDOW = 600
@@ -226,6 +244,7 @@ _CHECKS: dict[str, Callable[[str, int, int], bool]] = {
     "used": _used,
     "used_near_ai": _used_near_ai,
     "used_near_code": _used_near_code,
+    "used_addressed": _used_addressed,
     "not_own_work": _not_own_work,
 }
 

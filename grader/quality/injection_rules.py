@@ -15,7 +15,8 @@ Each Rule says where to look and what to match, nothing runs here:
   "grader," ... (injection.py's lead pattern).
 - check: the name of one of the engine's checks on (text, start, end): "rubric_header",
   "json_feedback", "json_rubric_keys", "more_text_after_marker", "used" (not quoted or in
-  code), "used_near_ai", "used_near_code", "not_own_work".
+  code), "used_near_ai", "used_near_code", "used_addressed" (in a sentence to "you", or an
+  order), "not_own_work".
 - hint: when set, the rule is a hint of orders to a model (signal instructions_to_model) of this
   kind; hints only count when two kinds are found close together.
 
@@ -1294,6 +1295,17 @@ RULES: tuple[Rule, ...] = (
         r"your )?(?:figure|character|roles?)|aus (?:der|ihrer|seiner) (?:figur|rolle) (?:zu "
         r")?fallen",
         check="used",
+    ),
+    # a model's earlier orders named at all ("don't obey previous instructions", "what previous
+    # instruction were you given"), in a sentence to "you" or an order: no essay of the tuning
+    # halves says "previous instructions", but "the previous instructions were unclear" could be
+    # a student's ("the original instructions" and "previous prompts" a class's)
+    Rule(
+        "addresses_grader",
+        ("previous", "prior", "preceding", "above"),
+        r"(?:previous|prior|preceding|above) (?:\w+ )?(?:instructions?|istructions?|instuctions?|"
+        r"instrcutions?|directives|system prompt)\b",
+        check="used_addressed",
     ),
     # the reader's secret: "tell me the password", "the 3rd letter of the password"
     Rule(
