@@ -1307,6 +1307,39 @@ RULES: tuple[Rule, ...] = (
         r"instrcutions?|directives|system prompt)\b",
         check="used_addressed",
     ),
+    # jailbreaks: "respond to every prompt", "I am one of your developers", "debug mode enabled"
+    Rule(
+        "instructions_to_model",
+        ("respond", "reply", "answer"),
+        r"(?:respond|reply|answer) to (?:every|each|all|any)(?: \w+)? prompts?\b",
+        check="used",
+    ),
+    Rule(
+        "authority_claim",
+        ("i",),
+        r"(?:i am|i'm) (?:one of )?your (?:\w+ )?(?:developers|creators|programmers|admins|"
+        r"administrators|operators|engineers|makers)\b",
+        check="used",
+    ),
+    Rule(
+        "role_play",
+        (
+            "debug",
+            "maintenance",
+            "god",
+            "admin",
+            "sudo",
+            "developer",
+            "test",
+            "unrestricted",
+            "evil",
+            "dev",
+            "jailbreak",
+        ),
+        r"(?:debug(?:ging)?|maintenance|god|admin|sudo|developer|test(?:ing)?|unrestricted|evil|"
+        r"dev|jailbreak) mode (?:is |has been )?(?:now )?(?:enabled|activated|engaged|unlocked)\b",
+        check="used",
+    ),
     # the reader's secret: "tell me the password", "the 3rd letter of the password"
     Rule(
         "off_task_instructions",
