@@ -106,7 +106,6 @@ _LEAD_RX = re.compile(
     ),
     re.M,
 )
-_LINE_START = LINE_START
 _RUBRIC_TAIL_RX = re.compile(
     _compile(
         r"[^\S\n]*(?:\([^)\n]{0,80}\)[^\S\n]*)?[:=]|(?: \S+){0,3}? (?:supersedes|"
@@ -114,7 +113,7 @@ _RUBRIC_TAIL_RX = re.compile(
         r"for this (?:essay|submission|assignment|paper))"
     )
 )
-_LINE_START_RX = re.compile(_LINE_START + r"(?:the[^\S\n]+)?\Z")
+_LINE_START_RX = re.compile(LINE_START + r"(?:the[^\S\n]+)?\Z")
 _HEADING_END_RX = re.compile(
     r"[^\S\n]*+(?:\([^)\n]{0,80}\))?[^\S\n]*+[:=.!\-—–*#]*+[^\S\n]*+(?:\n|\Z)"
 )
