@@ -6,7 +6,7 @@ Every essay goes through the real pipeline: a scratch PostgreSQL (embedded, benc
 the grade-pending flow on Prefect (its temporary local server, as `grader run-pending` runs it)
 with load-submission, call-OpenAI, parse-score (detector, review reasons), the recheck, and
 persist-result; the model is the simulator over HTTP in its gullible mode (it obeys an essay
-that asks for a score; grader/simulator.py). Twice, on the same essays: `before` with
+that asks for a score; model_simulator/gullible.py). Twice, on the same essays: `before` with
 GRADER_RECHECK=off (the injection detector is the only defence) and `after` with the default
 GRADER_RECHECK=extreme.
 

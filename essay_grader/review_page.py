@@ -126,7 +126,7 @@ def _passages(passages: list[dict[str, str]]) -> str:
 
 
 def _detail(reason: dict[str, Any]) -> str:
-    """A reason's evidence for a person: the checks of grader/recheck.py spelled out, the
+    """A reason's evidence for a person: the checks of grader/quality/recheck.py spelled out, the
     others as they are stored."""
     detail, kind = reason["detail"], reason["reason"]
     if kind == "regrade_differs":

@@ -79,7 +79,7 @@ async def _run_steps(ctx: RunContext, call_openai: Task, job: ClaimedJob) -> str
 async def recheck_grade(
     ctx: RunContext, call_openai: Task, submission: Submission, grade: Grade
 ) -> Grade:
-    """The checks of grader/recheck.py (GRADER_RECHECK): the justification check, and for a
+    """The checks of grader/quality/recheck.py (GRADER_RECHECK): the justification check, and for a
     suspect grade one more call-OpenAI task run on the essay with the passages that might
     address the grader set aside. They add reasons for review; the scores stay the first
     grading's, and persist-result stores the grade once, as ever."""

@@ -5,7 +5,7 @@ that raised it) or `reviewed` (a person accepted it or overrode scores: final; n
 system does later replaces it). Reasons appear only where something computed them: the
 injection detector, samples that disagreed, the model's own low confidence, the school's rule
 (GRADER_REVIEW_RULE: `zero`, `full` or `zero,full`: any criterion at 0 or at full marks), and the
-checks of grader/recheck.py (a regrade without the passages that address the grader came out
+checks of grader/quality/recheck.py (a regrade without the passages that address the grader came out
 lower, a justification repeats the essay's instructions, or such a regrade failed).
 
 Every decision is one transaction: the grade row is locked, its version must be the one the
@@ -72,7 +72,7 @@ def flag(grade: Grade, rule: tuple[str, ...] = ()) -> Grade:
 
 
 def add_reasons(grade: Grade, reasons: list[dict[str, Any]]) -> Grade:
-    """The grade with more reasons for review, computed elsewhere (grader/recheck.py), and
+    """The grade with more reasons for review, computed elsewhere (grader/quality/recheck.py), and
     `needs_review` if there are any; its scores stay as they are."""
     if not reasons:
         return grade

@@ -61,7 +61,8 @@ def _review_rule(raw: str) -> tuple[str, ...]:
     return parts
 
 
-RECHECK_MODES = ("extreme", "off", "always")  # the first is the default: see grader/recheck.py
+# the first is the default: see grader/quality/recheck.py
+RECHECK_MODES = ("extreme", "off", "always")
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
@@ -131,7 +132,7 @@ class Settings:
     review_rule: tuple[str, ...] = ()  # zero and/or full: such scores send a grade to review
     # where a batch's job goes after a retryable line error: the next batch, or graded now
     batch_retry: str = "batch"
-    recheck: str = "extreme"  # off, extreme or always: see grader/recheck.py
+    recheck: str = "extreme"  # off, extreme or always: see grader/quality/recheck.py
     recheck_share: float = 0.8  # extreme: a total at or above this share of the maximum
     recheck_points: int = 0  # a regrade this much lower goes to review; 0: 15% of the maximum
 

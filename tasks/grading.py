@@ -1,11 +1,11 @@
 """The Prefect tasks of one grade: load-submission, call-OpenAI, parse-score, persist-result,
 and the status-sync tasks that claim jobs, mark them failed and reap expired leases.
 
-Each task is small and safe to retry, with its retry policy in its decorator. Only failures that
-can succeed on retry are retried (grader.llm.is_transient); the backoff is exponential with
+Each task is small and safe to retry, with its retry policy in its decorator. Only failures that can
+succeed on retry are retried (grader.model.failures.is_transient); the backoff is exponential with
 jitter, and a 429's Retry-After is waited out before the backoff starts. The model call's retry
-count and backoff are settings (GRADER_MODEL_RETRIES, GRADER_RETRY_BACKOFF_SECONDS): a flow
-applies them when it starts, with `call_openai_for(settings)`. Tasks take the run's context
+count and backoff are settings (GRADER_MODEL_RETRIES, GRADER_RETRY_BACKOFF_SECONDS): a flow applies
+them when it starts, with `call_openai_for(settings)`. Tasks take the run's context
 (pool, model client, settings) as an argument, hence NO_CACHE: Prefect cannot hash it, and
 there is nothing to cache anyway.
 """

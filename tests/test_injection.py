@@ -1,5 +1,6 @@
-"""The prompt-injection detector (grader/injection.py) against a corpus of hostile and ordinary
-essays, and the prompt builder (grader/llm.py) that keeps the essay in its place as data.
+"""The prompt-injection detector (grader/quality/injection.py) against a corpus of hostile and
+ordinary essays, and the prompt builder (grader/model/prompt.py) that keeps the essay in its place
+as data.
 
 The corpus lives in tests/essays/: hostile/ holds essays that try to talk the grader into a better
 grade, ordinary/ holds essays that must not be flagged, including hard negatives (essays about AI

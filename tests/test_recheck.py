@@ -1,6 +1,6 @@
-"""Defence in depth (grader/recheck.py): a grade the essay talked the model into goes to a person
-even when the injection detector saw nothing. Real flow, real PostgreSQL, and the simulator in
-its gullible mode over HTTP (a model that obeys an essay asking for a score)."""
+"""Defence in depth (grader/quality/recheck.py): a grade the essay talked the model into goes to a
+person even when the injection detector saw nothing. Real flow, real PostgreSQL, and the simulator
+in its gullible mode over HTTP (a model that obeys an essay asking for a score)."""
 
 from __future__ import annotations
 

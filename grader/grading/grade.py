@@ -47,7 +47,7 @@ class Grade:
     completion_tokens: int
     model_attempts: int
     cost_usd: float | None = None  # USD; None when the price table has no price for the model
-    injection_signals: tuple[str, ...] = ()  # grader.injection's signals found in the essay
+    injection_signals: tuple[str, ...] = ()  # grader.quality.injection's signals found in the essay
     prompt_version: str | None = None  # hash of system prompt, rubric and anchors
     disagreement: tuple[str, ...] = ()  # criteria whose samples spread more than allowed
     # auto (no reason to look), needs_review (reasons below), reviewed (a person decided:

@@ -1,3 +1,1 @@
-"""What we check in an essay's text before trusting its grade: the prompt-injection detector and
-the recheck of suspect grades.
-"""
+"""What we check in an essay's text before trusting a grade: injection detector and recheck."""

@@ -1,5 +1,5 @@
 """Defence in depth: checks that catch a grade an essay talked the model into, whether or not the
-injection detector (grader/injection.py) saw the attack.
+injection detector (grader/quality/injection.py) saw the attack.
 
 1. The regrade (one more model call, for suspect grades only). The essay is graded again with
    every passage that might be talking to the grader set aside (replaced by "[…]"): sentences
@@ -42,6 +42,7 @@ from typing import Any
 
 from grader.grading.grade import Grade
 from grader.quality.injection import flagged_passages
+from grader.quality.text import END_OF_ESSAY_RX, INVISIBLE_OR_TAG_RX, SENTENCE_RX
 from grader.settings import Settings
 
 MARKER = "[…]"
@@ -49,16 +50,6 @@ MAX_QUOTE_CHARS = 300
 MAX_PASSAGES = 20
 ECHO_WORDS = 6
 
-_INVISIBLE = re.compile(
-    "[\u00ad\u034f\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
-    "\U000e0000-\U000e007f]+"
-)
-# A fake end of the essay at the start of a line: everything after it is set aside.
-_END = re.compile(
-    r"(?im)^[^\S\n]*(?:<<<[^\S\n]*end|<[^\S\n]*/[^\S\n]*(?:essay|text|document|submission|user|"
-    r"input)[^\S\n]*>|\[/inst\]|<\|(?:im_end|endoftext|eot_id|end)\|>|[#=*_~\-\s]*end[^\S\n]+of"
-    r"[^\S\n]+(?:the[^\S\n]+)?(?:student'?s?[^\S\n]+)?(?:essay|text|document|submission|input)\b)"
-)
 # A line that speaks as someone in a conversation, or chat markup.
 _ROLE_LINE = re.compile(
     r"(?im)^[^\S\n]*(?:[#>*\-\[(]+[^\S\n]*)?(?:system|assistant|user|human|ai|grader|admin|"
@@ -72,7 +63,6 @@ _BRACKETED = re.compile(
 )
 _BRACES = re.compile(r"\{[^{}]{0,3000}\}")  # innermost first, again until none: nested JSON
 _PARENTHESES = re.compile(r"\([^()\n]{1,400}\)")
-_SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 
 _GRADING = re.compile(
     r"\b(?:scor\w*|grad(?:e|es|ed|er|ers|ing)|marks?|marking|rubric|criteri\w*|credit|"
@@ -155,11 +145,11 @@ def neutralise(essay: str) -> Neutralised:
     invisible characters removed), and those passages, for a regrade and for its evidence."""
     found: list[dict[str, str]] = []
     text = unicodedata.normalize("NFKC", essay)
-    hidden = sum(len(m.group()) for m in _INVISIBLE.finditer(text))
+    hidden = sum(len(m.group()) for m in INVISIBLE_OR_TAG_RX.finditer(text))
     if hidden:
-        text = _INVISIBLE.sub("", text)
+        text = INVISIBLE_OR_TAG_RX.sub("", text)
         found.append({"kind": "hidden_characters", "text": f"{hidden} invisible characters"})
-    end = next((m for m in _END.finditer(text) if text[m.end() :].strip()), None)
+    end = next((m for m in END_OF_ESSAY_RX.finditer(text) if text[m.end() :].strip()), None)
     if end is not None:
         text = _cut(text, [(end.start(), len(text))], "after_fake_end", found)
     lines = [m.span() for m in _ROLE_LINE.finditer(text)]
@@ -172,7 +162,7 @@ def neutralise(essay: str) -> Neutralised:
         text = _cut(text, braces, "bracketed", found)
     asides = [m.span() for m in _PARENTHESES.finditer(text) if _addresses_grader(m.group())]
     text = _cut(text, asides, "bracketed", found)
-    sentences = [m for m in _SENTENCE.finditer(text) if m.group().strip()]
+    sentences = [m for m in SENTENCE_RX.finditer(text) if m.group().strip()]
     spans, previous = [], False
     for m in sentences:
         addressed = _addresses_grader(m.group())
