@@ -75,7 +75,7 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
 def _pause_after(raw: str | None) -> tuple[str, float] | None:
     """GRADER_TEST_PAUSE_AFTER=step:seconds: the one test hook in the production path. The crash
     tests kill a worker exactly between two grading steps; no model behaviour can hold a job
-    there, so the flow sleeps after the named step (flows/grading.py `pause_point`)."""
+    there, so the flow sleeps after the named step (grader/context.py `pause_point`)."""
     if not raw:
         return None
     step, _, seconds = raw.partition(":")
