@@ -129,7 +129,7 @@ class LLMSimulator:
             thread.join(timeout=10)
             sock.close()
 
-    async def _httperror_response(self, request: Request, exc: Exception) -> Response:
+    async def _http_error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         where = f"{request.method} {request.url.path}"
         messages = {404: f"simulated API has no route {where}", 405: f"{where} is not allowed"}
