@@ -131,9 +131,9 @@ class Settings:
     review_rule: tuple[str, ...] = ()  # zero and/or full: such scores send a grade to review
     # where a batch's job goes after a retryable line error: the next batch, or graded now
     batch_retry: str = "batch"
-    recheck: str = "extreme"  # off, extreme or always: see grader/recheck.py
+    recheck: str = "extreme"  # off, extreme or always: see grader/quality/recheck.py
     recheck_share: float = 0.8  # extreme: a total at or above this share of the maximum
-    recheck_points: int = 0  # a regrade this much lower goes to review; 0: 15% of the maximum
+    recheck_points: int = 0  # a recheck this much lower goes to review; 0: 15% of the maximum
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
