@@ -30,12 +30,11 @@ from prefect.artifacts import acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.grading import pause_point, recheck_grade
-from grader.context import RunContext, open_run_context
+from grader.assessment import score_replies
+from grader.context import RunContext, open_run_context, pause_point
 from grader.errors import GraderError, LeaseLostError
 from grader.grading.essay import check_essay
-from grader.grading.scoring import ModelReply
-from grader.model.prompt import build_messages, prompt_version, response_format
+from grader.model.request import CHAT_COMPLETIONS, GradingRequest, batch_line
 from grader.settings import settings_for_run
 from grader.store import provider_batches, spending
 from grader.store.connections import connect
@@ -47,28 +46,24 @@ from grader.store.jobs import (
     load_submissions,
     release_worker_jobs,
 )
-from tasks.grading import call_openai_for, score_replies
+from tasks.grading import call_openai_for
+from tasks.recheck import recheck_grade
 
 METADATA_KEY = "grader_batch_ref"
 FINAL = ("completed", "expired", "failed", "cancelled")
 RETRYABLE = {"429", "500", "502", "503", "504", "batch_expired", "server_error"}
 
 
-def _line(ctx: RunContext, job: ClaimedJob, submission: Submission, schema: dict[str, Any]) -> str:
-    messages = build_messages(submission.rubric, submission.essay, ctx.settings.anchor_tokens)
-    body = {
-        "model": ctx.settings.model,
-        "messages": messages,
-        "response_format": schema,
-        "temperature": 0,
-    }
-    line = {
-        "custom_id": provider_batches.custom_id(job),
-        "method": "POST",
-        "url": "/v1/chat/completions",
-        "body": body,
-    }
-    return json.dumps(line)
+def _request(
+    requests: dict[UUID, GradingRequest], ctx: RunContext, submission: Submission
+) -> GradingRequest:
+    """The grading request of the submission's rubric: built once per rubric in a batch, the
+    same a synchronous grading sends."""
+    if submission.rubric_id not in requests:
+        requests[submission.rubric_id] = GradingRequest.of(
+            submission.rubric, ctx.settings.model, ctx.settings.anchor_tokens
+        )
+    return requests[submission.rubric_id]
 
 
 @task(name="submit-batch", cache_policy=NO_CACHE)
@@ -86,7 +81,7 @@ async def submit_batch(ctx: RunContext, ref: UUID, jobs: list[ClaimedJob]) -> st
     else:
         lines = []
         submissions = await load_submissions(ctx.pool, jobs)  # one query for the batch
-        schemas: dict[UUID, dict[str, Any]] = {}  # by rubric
+        requests: dict[UUID, GradingRequest] = {}
         for job in jobs:
             submission = submissions.get(job.task_id)
             if submission is None:  # cancelled meanwhile: not sent
@@ -96,33 +91,19 @@ async def submit_batch(ctx: RunContext, ref: UUID, jobs: list[ClaimedJob]) -> st
             except GraderError as exc:  # this job fails; the batch goes without it
                 await fail_job(ctx.pool, job, str(exc)[:300])
                 continue
-            if submission.rubric_id not in schemas:
-                schemas[submission.rubric_id] = response_format(submission.rubric)
-            lines.append(_line(ctx, job, submission, schemas[submission.rubric_id]))
+            body = _request(requests, ctx, submission).body(submission.essay)
+            lines.append(batch_line(provider_batches.custom_id(job), body))
         upload = await ctx.llm.files.create(
             file=(filename, io.BytesIO("\n".join(lines).encode())), purpose="batch"
         )
     await pause_point("batch-upload", ctx)
     created = await ctx.llm.batches.create(
         input_file_id=upload.id,
-        endpoint="/v1/chat/completions",
+        endpoint=CHAT_COMPLETIONS,
         completion_window="24h",
         metadata={METADATA_KEY: str(ref)},
     )
     return created.id
-
-
-def _reply(body: dict[str, Any]) -> ModelReply:
-    choice = (body.get("choices") or [{}])[0]
-    usage = body.get("usage") or {}
-    return ModelReply(
-        content=(choice.get("message") or {}).get("content"),
-        finish_reason=choice.get("finish_reason"),
-        model=body.get("model") or "",
-        prompt_tokens=usage.get("prompt_tokens", 0),
-        completion_tokens=usage.get("completion_tokens", 0),
-        attempts=1,
-    )
 
 
 @task(name="collect-batch", cache_policy=NO_CACHE)
@@ -146,7 +127,7 @@ async def collect_batch(ctx: RunContext, ref: UUID, provider_batch_id: str) -> d
     call_openai = call_openai_for(ctx.settings)
     counts = {**provider, "completed": 0, "failed": 0, "requeued": 0, "stale": 0, "malformed": 0}
     holder = replace(ctx.settings, worker_id=f"batch:{ref}")
-    versions: dict[UUID, str] = {}  # prompt version by rubric
+    requests: dict[UUID, GradingRequest] = {}
     records = []
     for file_id in (batch.output_file_id, batch.error_file_id):
         if file_id:
@@ -184,12 +165,7 @@ async def collect_batch(ctx: RunContext, ref: UUID, provider_batch_id: str) -> d
             submission = submissions.get(job.task_id)
             if submission is None:
                 raise LeaseLostError(f"task {job.task_id} is no longer held by the batch")
-            if submission.rubric_id not in versions:  # the system prompt is the rubric's
-                system = build_messages(submission.rubric, "", ctx.settings.anchor_tokens)[0]
-                versions[submission.rubric_id] = prompt_version(system["content"])
-            reply = replace(
-                _reply(response.get("body") or {}), prompt_version=versions[submission.rubric_id]
-            )
+            reply = _request(requests, ctx, submission).reply(response.get("body") or {})
             grade = score_replies(
                 [reply],
                 submission,

@@ -19,13 +19,13 @@ from prefect import flow
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.runtime import flow_run
 
-from flows.grading import grade_as_claimed, release_on_crash
 from grader import evaluation
 from grader.context import open_run_context
 from grader.errors import GraderError
 from grader.settings import settings_for_run
 from grader.store.connections import connect
 from reports import agreement
+from tasks.grade_claimed import grade_as_claimed, release_on_crash
 
 WAIT_POLL_SECONDS = 1.0
 

@@ -1,9 +1,11 @@
 """What a flow run works with: its settings, a database pool on its event loop, the model client
 and the price table. A flow builds one at its entry (`open_run_context`) and passes it to every
-task, so nothing below reads the environment or opens its own connections."""
+task, so nothing below reads the environment or opens its own connections. And the run's one
+test hook, `pause_point`."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -41,3 +43,11 @@ async def open_run_context(
         llm = await stack.enter_async_context(model_client(settings)) if model else None
         pool = await stack.enter_async_context(open_async_pool(settings, max_size=pool_size))
         yield RunContext(settings, pool, llm, prices, UUID(str(run_id)) if run_id else None)
+
+
+async def pause_point(step: str, ctx: RunContext) -> None:
+    """The one test hook (GRADER_TEST_PAUSE_AFTER=step:seconds): hold the job after a step so
+    that a crash test can kill the worker exactly at that boundary. Unset, it does nothing."""
+    pause = ctx.settings.test_pause_after
+    if pause and pause[0] == step:
+        await asyncio.sleep(pause[1])

@@ -5,8 +5,8 @@ that raised it) or `reviewed` (a person accepted it or overrode scores: final; n
 system does later replaces it). Reasons appear only where something computed them: the
 injection detector, samples that disagreed, the model's own low confidence, the school's rule
 (GRADER_REVIEW_RULE: `zero`, `full` or `zero,full`: any criterion at 0 or at full marks), and the
-checks of grader/quality/recheck.py (a regrade without the passages that address the grader came out
-lower, a justification repeats the essay's instructions, or such a regrade failed).
+checks of grader/quality/recheck.py (a recheck without the passages that address the grader
+came out lower, a justification repeats the essay's instructions, or such a recheck failed).
 
 Every decision is one transaction: the grade row is locked, its version must be the one the
 person saw (else ConflictError: someone decided meanwhile), the scores change within the
@@ -39,7 +39,7 @@ REASONS = {
     "rule": "score at 0 or full marks",
     "regrade_differs": "lower when graded without the passages that address the grader",
     "justification_mentions_instructions": "justification repeats instructions from the essay",
-    "recheck_failed": "suspect grade whose regrade failed",
+    "recheck_failed": "suspect grade whose recheck failed",
 }
 MAX_NOTE_CHARS = 2000
 

@@ -76,7 +76,7 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
 def _pause_after(raw: str | None) -> tuple[str, float] | None:
     """GRADER_TEST_PAUSE_AFTER=step:seconds: the one test hook in the production path. The crash
     tests kill a worker exactly between two grading steps; no model behaviour can hold a job
-    there, so the flow sleeps after the named step (flows/grading.py `pause_point`)."""
+    there, so the flow sleeps after the named step (grader/context.py `pause_point`)."""
     if not raw:
         return None
     step, _, seconds = raw.partition(":")
@@ -134,7 +134,7 @@ class Settings:
     batch_retry: str = "batch"
     recheck: str = "extreme"  # off, extreme or always: see grader/quality/recheck.py
     recheck_share: float = 0.8  # extreme: a total at or above this share of the maximum
-    recheck_points: int = 0  # a regrade this much lower goes to review; 0: 15% of the maximum
+    recheck_points: int = 0  # a recheck this much lower goes to review; 0: 15% of the maximum
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

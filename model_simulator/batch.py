@@ -2,11 +2,12 @@
 
 `/v1/files` takes a JSONL upload (`purpose="batch"`), lists its metadata, serves and deletes
 its content; `/v1/batches` creates a batch from an uploaded file, retrieves, lists and cancels
-it. Each line of the input is answered by the simulator's own chat-completions logic (its
-fault rates and script apply per line: a 429, 500 or 400 comes back as an error line, a dropped
-or hung answer as a 500), once the batch's time is up (`BatchConfig.seconds`, counted from
-creation; checked when someone looks). Statuses as the provider's: validating, failed,
-in_progress, finalizing, completed, expired, cancelling, cancelled.
+it. Each line of the input is answered by the simulator's own chat-completions logic
+(model_simulator/chat.py; its fault rates and script apply per line: a 429, 500 or 400 comes
+back as an error line, a dropped or hung answer as a 500), once the batch's time is up
+(`BatchConfig.seconds`, counted from creation; checked when someone looks). Statuses as the
+provider's: validating, failed, in_progress, finalizing, completed, expired, cancelling,
+cancelled.
 
 Faults of a whole batch (`BatchConfig`): `fail_validation` (the batch fails with an error per
 bad line; so does a really malformed input), `expire_after_seconds` with `expire_done_share` (the
@@ -29,14 +30,14 @@ from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-if TYPE_CHECKING:
-    from model_simulator.chat import LLMSimulator
+from model_simulator.chat import ChatCompletions, RequestRecord
+from model_simulator.faults import DroppedAnswer, error_response
 
 ENDPOINT = "/v1/chat/completions"
 WINDOW = "24h"
@@ -62,18 +63,17 @@ class BatchStore:
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _error(status: int, message: str, param: str | None = None) -> JSONResponse:
-    kind = "server_error" if status >= 500 else "invalid_request_error"
-    return JSONResponse(
-        {"error": {"message": message, "type": kind, "param": param, "code": None}}, status
-    )
-
-
 class BatchAPI:
-    """Files and batches for one simulator (its answers, its faults)."""
+    """Files and batches for one simulator: its lines answered by the simulator's chat logic
+    (its answers, its faults) and logged in its request log."""
 
-    def __init__(self, simulator: LLMSimulator, config: BatchConfig | None = None) -> None:
-        self.simulator = simulator
+    def __init__(
+        self,
+        chat: ChatCompletions,
+        requests: list[RequestRecord],
+        config: BatchConfig | None = None,
+    ) -> None:
+        self.chat, self.requests = chat, requests
         self.config = config or BatchConfig()
         self.store = BatchStore()
         self._rng = random.Random(0)
@@ -133,7 +133,7 @@ class BatchAPI:
             return JSONResponse({"object": "list", "data": data, "has_more": False})
         ctype = request.headers.get("content-type", "")
         if not ctype.startswith("multipart/form-data"):
-            return _error(400, "upload the file as multipart/form-data")
+            return error_response(400, "upload the file as multipart/form-data")
         raw = await request.body()
         message = BytesParser(policy=policy.HTTP).parsebytes(
             f"Content-Type: {ctype}\r\n\r\n".encode() + raw
@@ -144,10 +144,12 @@ class BatchAPI:
             filename = part.get_param("filename", header="content-disposition")
             fields[name] = (filename, part.get_payload(decode=True) or b"")
         if "file" not in fields or "purpose" not in fields:
-            return _error(400, "'file' and 'purpose' are required", "file")
+            return error_response(400, "'file' and 'purpose' are required", "file")
         purpose = fields["purpose"][1].decode()
         if purpose != "batch":
-            return _error(400, "the simulator takes files with purpose 'batch' only", "purpose")
+            return error_response(
+                400, "the simulator takes files with purpose 'batch' only", "purpose"
+            )
         filename, content = fields["file"]
         created = self._new_file(content, purpose, filename or "upload.jsonl")
         self._save()
@@ -156,7 +158,7 @@ class BatchAPI:
     async def _file(self, request: Request) -> Response:
         file_id = request.path_params["file_id"]
         if file_id not in self.store.files:
-            return _error(404, f"no file {file_id}", "file_id")
+            return error_response(404, f"no file {file_id}", "file_id")
         if request.method == "DELETE":
             del self.store.files[file_id]
             self._save()
@@ -166,9 +168,9 @@ class BatchAPI:
     async def _content(self, request: Request) -> Response:
         file_id = request.path_params["file_id"]
         if file_id not in self.store.files:
-            return _error(404, f"no file {file_id}", "file_id")
+            return error_response(404, f"no file {file_id}", "file_id")
         if self.config.download == "fail":
-            return _error(500, "simulated failure downloading the file")
+            return error_response(500, "simulated failure downloading the file")
         if self.config.download == "slow":
             await asyncio.sleep(self.config.slow_seconds)
         return Response(self.store.files[file_id]["content"], media_type="application/jsonl")
@@ -196,13 +198,17 @@ class BatchAPI:
         try:
             body = json.loads(await request.body())
         except ValueError:
-            return _error(400, "the body must be JSON")
+            return error_response(400, "the body must be JSON")
         if not isinstance(body, dict) or body.get("input_file_id") not in self.store.files:
-            return _error(400, "'input_file_id' must name an uploaded file", "input_file_id")
+            return error_response(
+                400, "'input_file_id' must name an uploaded file", "input_file_id"
+            )
         if body.get("endpoint") != ENDPOINT:
-            return _error(400, f"the simulator runs batches of {ENDPOINT} only", "endpoint")
+            return error_response(400, f"the simulator runs batches of {ENDPOINT} only", "endpoint")
         if body.get("completion_window") != WINDOW:
-            return _error(400, f"'completion_window' must be '{WINDOW}'", "completion_window")
+            return error_response(
+                400, f"'completion_window' must be '{WINDOW}'", "completion_window"
+            )
         now = int(time.time())
         batch_id = f"batch_sim{uuid.uuid4().hex[:20]}"
         batch = {
@@ -236,16 +242,16 @@ class BatchAPI:
     async def _batch(self, request: Request) -> Response:
         batch = self.store.batches.get(request.path_params["batch_id"])
         if batch is None:
-            return _error(404, "no such batch", "batch_id")
+            return error_response(404, "no such batch", "batch_id")
         return JSONResponse(self._advance(batch))
 
     async def _cancel(self, request: Request) -> Response:
         batch = self.store.batches.get(request.path_params["batch_id"])
         if batch is None:
-            return _error(404, "no such batch", "batch_id")
+            return error_response(404, "no such batch", "batch_id")
         self._advance(batch)
         if batch["status"] not in ("validating", "in_progress"):
-            return _error(400, f"cannot cancel a batch that is {batch['status']}")
+            return error_response(400, f"cannot cancel a batch that is {batch['status']}")
         batch["status"], batch["cancelling_at"] = "cancelling", int(time.time())
         self._save()
         return JSONResponse(self._served(batch))
@@ -364,11 +370,12 @@ class BatchAPI:
 
     def _answer(self, line: dict[str, Any]) -> dict[str, Any]:
         """The simulator's chat answer to one line, as an output or error record."""
-        from model_simulator.chat import RequestRecord, _Drop
-
+        raw = json.dumps(line["body"]).encode()
         record = RequestRecord(time.time(), ENDPOINT, None, None, None, None)
-        self.simulator.requests.append(record)
-        answer = self.simulator._answer(json.dumps(line["body"]).encode(), record)
+        if self.chat.config.keep_bodies:
+            record.body = raw.decode()
+        self.requests.append(record)
+        answer = self.chat.answer(raw, record)
         request_id = f"req_{uuid.uuid4().hex[:16]}"
         result: dict[str, Any] = {
             "id": f"batch_req_{uuid.uuid4().hex[:16]}",
@@ -376,7 +383,7 @@ class BatchAPI:
             "response": None,
             "error": None,
         }
-        if isinstance(answer, _Drop):
+        if isinstance(answer, DroppedAnswer):
             record.status = 500
             result["response"] = {
                 "status_code": 500,

@@ -1,19 +1,18 @@
 """The Prefect tasks of one grade: load-submission, call-OpenAI, parse-score, persist-result,
 and the status-sync tasks that claim jobs, mark them failed and reap expired leases.
 
-Each task is small and safe to retry, with its retry policy in its decorator. Only failures that can
-succeed on retry are retried (grader.model.failures.is_transient); the backoff is exponential with
-jitter, and a 429's Retry-After is waited out before the backoff starts. The model call's retry
-count and backoff are settings (GRADER_MODEL_RETRIES, GRADER_RETRY_BACKOFF_SECONDS): a flow applies
-them when it starts, with `call_openai_for(settings)`. Tasks take the run's context
-(pool, model client, settings) as an argument, hence NO_CACHE: Prefect cannot hash it, and
-there is nothing to cache anyway.
+Each task is small and safe to retry, with its retry policy in its decorator. Only failures that
+can succeed on retry are retried (grader.model.failures.is_transient); the backoff is
+exponential with jitter, and a 429's Retry-After is waited out before the backoff starts. The
+model call's retry count and backoff are settings (GRADER_MODEL_RETRIES,
+GRADER_RETRY_BACKOFF_SECONDS): a flow applies them when it starts, with
+`call_openai_for(settings)`. Tasks take the run's context (pool, model client, settings) as an
+argument, hence NO_CACHE: Prefect cannot hash it, and there is nothing to cache anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -24,15 +23,14 @@ from prefect.concurrency.asyncio import rate_limit
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 
+from grader.assessment import score_replies
 from grader.context import RunContext
 from grader.grading.essay import check_essay
 from grader.grading.grade import Grade
-from grader.grading.pricing import Prices, call_cost
-from grader.grading.scoring import ModelReply, combine_samples, parse_reply
+from grader.grading.pricing import Prices
+from grader.grading.scoring import ModelReply
 from grader.model.client import request_grade
 from grader.model.failures import is_transient, retry_after_seconds
-from grader.quality.injection import detect_injection
-from grader.review import flag
 from grader.settings import Settings
 from grader.store import jobs
 from grader.store.jobs import ClaimedJob, Submission
@@ -118,30 +116,6 @@ def call_openai_for(settings: Settings) -> Task:
     )
 
 
-def score_replies(
-    replies: list[ModelReply],
-    submission: Submission,
-    prices: Prices,
-    disagreement_points: int,
-    review_rule: tuple[str, ...] = (),
-    batch: bool = False,
-) -> Grade:
-    """The model's answers (one per sample) checked against the rubric and priced (at the
-    Batch API's prices with `batch`), combined into one grade (the median per criterion), with
-    the essay's signs of a prompt injection and every reason a person should review it (the
-    rubric's bounds hold whatever the model said). parse-score's work, and a batch line's."""
-    grades = []
-    for reply in replies:
-        grade = parse_reply(reply, submission.rubric)
-        cost = call_cost(grade.model, grade.prompt_tokens, grade.completion_tokens, prices, batch)
-        grades.append(replace(grade, cost_usd=cost))
-    grade = replace(
-        combine_samples(grades, disagreement_points),
-        injection_signals=detect_injection(submission.essay),
-    )
-    return flag(grade, review_rule)
-
-
 @task(name="parse-score", cache_policy=NO_CACHE)
 async def parse_score(
     replies: list[ModelReply],
@@ -150,7 +124,7 @@ async def parse_score(
     disagreement_points: int,
     review_rule: tuple[str, ...] = (),
 ) -> Grade:
-    """`score_replies` as a task run of its own."""
+    """`score_replies` (grader/assessment.py) as a task run of its own."""
     return score_replies(replies, submission, prices, disagreement_points, review_rule)
 
 

@@ -52,7 +52,7 @@ os.environ.update(
         "GRADER_REQUEST_TIMEOUT": "2",
         "GRADER_DEPLOYMENT": "",
         "PREFECT_API_URL": PREFECT_API_URL,
-        # The simulator scores each call of an essay anew, so a regrade (GRADER_RECHECK) of a
+        # The simulator scores each call of an essay anew, so a recheck (GRADER_RECHECK) of a
         # high grade would add calls and reasons at random; the tests of the recheck turn it on.
         "GRADER_RECHECK": "off",
     }

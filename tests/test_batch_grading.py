@@ -296,8 +296,8 @@ def test_a_batch_grade_the_essay_talked_up_goes_to_review_like_a_synchronous_one
     assert asyncio.run(grade_pending_batch())["collected"][0]["completed"] == 1
     grade = check_grading_status(task_id).grade
     assert grade.total_score == grade.max_score  # stored as the model gave it ...
-    assert grade.review_state == "needs_review"  # ... and sent to a person, with the regrade
+    assert grade.review_state == "needs_review"  # ... and sent to a person, with the recheck
     (reason,) = [r for r in grade.review_reasons if r["reason"] == "regrade_differs"]
     assert reason["detail"]["regrade_total"] < grade.max_score
-    # one batch line and one synchronous regrade; the grade's cost counts both
+    # one batch line and one synchronous recheck; the grade's cost counts both
     assert len(simulator.requests) == 2 and grade.model_attempts == 2

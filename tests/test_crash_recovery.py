@@ -75,7 +75,7 @@ def job_summary(conn: psycopg.Connection) -> dict:
     "kill_point",
     ["after:load-submission", "during:call-openai", "after:call-openai", "after:parse-score"],
 )
-def test_killed_worker_jobs_are_regraded_exactly_once(
+def test_killed_worker_jobs_are_graded_again_exactly_once(
     conn: psycopg.Connection, simulator: LLMSimulator, kill_point: str
 ) -> None:
     when, step = kill_point.split(":")

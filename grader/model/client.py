@@ -14,7 +14,7 @@ import openai
 
 from grader.grading.rubric import Rubric
 from grader.grading.scoring import ModelReply
-from grader.model.prompt import build_messages, prompt_version, response_format
+from grader.model.request import GradingRequest
 from grader.settings import Settings
 
 
@@ -42,21 +42,6 @@ async def request_grade(
     attempt: int,
     anchor_tokens: int = 0,
 ) -> ModelReply:
-    messages = build_messages(rubric, essay, anchor_tokens)
-    completion = await client.chat.completions.create(
-        model=model,
-        messages=messages,
-        response_format=response_format(rubric),
-        temperature=0,
-    )
-    choice = completion.choices[0] if completion.choices else None
-    usage = completion.usage
-    return ModelReply(
-        content=choice.message.content if choice else None,
-        finish_reason=choice.finish_reason if choice else None,
-        model=completion.model or model,
-        prompt_tokens=usage.prompt_tokens if usage else 0,
-        completion_tokens=usage.completion_tokens if usage else 0,
-        attempts=attempt,
-        prompt_version=prompt_version(messages[0]["content"]),
-    )
+    request = GradingRequest.of(rubric, model, anchor_tokens)
+    completion = await client.chat.completions.create(**request.body(essay))
+    return request.reply(completion.model_dump(), attempt)

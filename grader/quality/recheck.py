@@ -190,21 +190,21 @@ def threshold_points(settings: Settings, max_score: int) -> int:
     return settings.recheck_points or max(1, round(0.15 * max_score))
 
 
-def regrade_reason(
-    grade: Grade, regrade: Grade, neutralised: Neutralised, settings: Settings
+def differs_reason(
+    grade: Grade, rechecked: Grade, neutralised: Neutralised, settings: Settings
 ) -> dict[str, Any] | None:
     """`regrade_differs` with its evidence, when the regrade is lower by the threshold."""
     points = threshold_points(settings, grade.max_score)
-    pairs = list(zip(grade.criteria, regrade.criteria, strict=True))
+    pairs = list(zip(grade.criteria, rechecked.criteria, strict=True))
     unconfirmed = [c.key for c, r in pairs if c.score == c.max_points and r.score < c.score]
-    lower = grade.total_score - regrade.total_score >= points
+    lower = grade.total_score - rechecked.total_score >= points
     if not lower and len(unconfirmed) < max(2, (len(pairs) + 1) // 2):
         return None
     return {
         "reason": "regrade_differs",
         "detail": {
             "total": grade.total_score,
-            "regrade_total": regrade.total_score,
+            "regrade_total": rechecked.total_score,
             "max_score": grade.max_score,
             "threshold_points": points,
             "criteria": {c.key: [c.score, r.score] for c, r in pairs},
@@ -246,13 +246,13 @@ def justification_reason(grade: Grade, neutralised: Neutralised) -> dict[str, An
     return {"reason": "justification_mentions_instructions", "detail": found}
 
 
-def with_regrade_cost(grade: Grade, regrade: Grade) -> Grade:
+def with_recheck_cost(grade: Grade, rechecked: Grade) -> Grade:
     """The grade, its tokens, calls and cost including the regrade's."""
-    costs = (grade.cost_usd, regrade.cost_usd)
+    costs = (grade.cost_usd, rechecked.cost_usd)
     return replace(
         grade,
-        prompt_tokens=grade.prompt_tokens + regrade.prompt_tokens,
-        completion_tokens=grade.completion_tokens + regrade.completion_tokens,
-        model_attempts=grade.model_attempts + regrade.model_attempts,
+        prompt_tokens=grade.prompt_tokens + rechecked.prompt_tokens,
+        completion_tokens=grade.completion_tokens + rechecked.completion_tokens,
+        model_attempts=grade.model_attempts + rechecked.model_attempts,
         cost_usd=None if None in costs else round(sum(costs), 6),  # type: ignore[arg-type]
     )
