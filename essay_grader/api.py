@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from essay_grader import review_page
-from essay_grader.client import GraderClient
+from essay_grader.service import GradingService
 from grader import export, review
 from grader.errors import (
     ConflictError,
@@ -387,11 +387,11 @@ def _serve_redoc_offline(app: FastAPI) -> None:
 _bearer = HTTPBearer(auto_error=False, description="an API key from `grader api-key create`")
 
 
-def _client(request: Request) -> GraderClient:
+def _client(request: Request) -> GradingService:
     return request.app.state.client
 
 
-Client = Annotated[GraderClient, Depends(_client)]
+Client = Annotated[GradingService, Depends(_client)]
 
 
 def caller(
@@ -437,7 +437,7 @@ def create_app(settings: Settings) -> FastAPI:
         description="Grade essays in the background: POST a submission, POST a grading job, "
         "then poll the job until it is completed.",
     )
-    app.state.client = GraderClient(settings)
+    app.state.client = GradingService(settings)
     _install_error_handlers(app)
     _serve_redoc_offline(app)
 
