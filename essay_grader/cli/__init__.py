@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import replace
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from essay_grader.cli import admin, batch, evaluate, exports, jobs, review, stack
 from grader.errors import GraderError
-from grader.settings import Settings
+
+if TYPE_CHECKING:
+    from grader.settings import Settings
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _with_running_stack(settings: Settings) -> Settings:
     """Points this command at the stack `grader up` started in this GRADER_HOME, if any,
     unless the environment names a Prefect API or a model already."""
+    from dataclasses import replace
+
     from essay_grader.stack import running_stack
 
     state = running_stack(settings)
@@ -96,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from essay_grader.prefect_setup import configure_prefect
     from grader import handoff
+    from grader.settings import Settings
 
     configure_prefect()  # offline and quiet, before anything imports Prefect
     try:

@@ -4,11 +4,14 @@ PostgreSQL)."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from essay_grader.cli.arguments import cap
 from essay_grader.cli.output import emit
 from grader.errors import GraderError
-from grader.settings import Settings
+
+if TYPE_CHECKING:
+    from grader.settings import Settings
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from essay_grader.cli.arguments import positive_int
 from essay_grader.cli.output import emit
 from grader.errors import GraderError
-from grader.settings import Settings
+
+if TYPE_CHECKING:
+    from grader.settings import Settings
 
 
 def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:

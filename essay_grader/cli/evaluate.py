@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from essay_grader.cli.arguments import non_negative_float, positive_int, probability
 from essay_grader.cli.output import emit
 from grader.errors import ConfigError, GraderError
-from grader.settings import Settings
+
+if TYPE_CHECKING:
+    from grader.settings import Settings
 
 
 def cmd_evaluate_import(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
     from grader import evaluation
     from grader.grading.rubric import load_rubric
     from grader.store.connections import connect
@@ -59,6 +62,8 @@ def cmd_evaluate_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_evaluate_run(args: argparse.Namespace, settings: Settings) -> int:
     from contextlib import ExitStack
+    from dataclasses import replace
+    from pathlib import Path
 
     from essay_grader.runner import run_here
     from flows.evaluation import evaluate_agreement

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from essay_grader.cli.output import emit
-from grader.settings import Settings
+
+if TYPE_CHECKING:
+    from grader.settings import Settings
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 from essay_grader.cli.arguments import non_negative_float, positive_int
 from essay_grader.cli.output import emit
 from grader.errors import GraderError, InvalidEssayError
-from grader.settings import Settings
 
 if TYPE_CHECKING:
     from essay_grader.service import GradingService
     from grader.jobs import JobStatus
+    from grader.settings import Settings
 
 
 def _service(settings: Settings) -> GradingService:

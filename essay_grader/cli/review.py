@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from essay_grader.cli.arguments import positive_int
 from essay_grader.cli.output import emit
-from grader.settings import Settings
+
+if TYPE_CHECKING:
+    from grader.settings import Settings
 
 
 def _reviewer() -> str:
@@ -141,6 +143,8 @@ def add_review(sub: argparse._SubParsersAction, output: argparse.ArgumentParser)
 
 
 def cmd_regrade(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
     from grader import review
     from grader.export import parse_since
     from grader.store.connections import connect

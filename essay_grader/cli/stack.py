@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import TYPE_CHECKING
 
 from essay_grader.cli.arguments import non_negative_float, positive_int, probability
 from essay_grader.cli.output import emit
 from grader.errors import GraderError
-from grader.settings import Settings, redact_url
+
+if TYPE_CHECKING:
+    from grader.settings import Settings
 
 
 def _say(text: str) -> None:
@@ -104,6 +107,7 @@ def add_simulate_llm(sub: argparse._SubParsersAction, output: argparse.ArgumentP
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from essay_grader import stack
+    from grader.settings import redact_url
 
     if settings.database_url:
         raise GraderError("DATABASE_URL is set: `grader up` runs the embedded PostgreSQL")
