@@ -6,7 +6,8 @@ unreachable database) print one line on stderr and exit 1; usage errors exit 2.
 
 Heavy modules (psycopg, pydantic, openai, prefect, pandas, matplotlib, fastapi) are imported by
 the commands that need them, so that `grader --help` and `grader status` start at once: the
-command modules import only the standard library, the settings and the errors at the top.
+command modules import only the standard library and the errors at the top, and `--help` does not
+read the settings.
 """
 
 from __future__ import annotations
