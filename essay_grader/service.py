@@ -47,6 +47,8 @@ RubricArg: TypeAlias = "Rubric | str | Path | None"
 
 
 class GradingService:
+    """Grading on one database: the settings' (through the process's pool for it), or `pool`."""
+
     def __init__(self, settings: Settings | None = None, pool: ConnectionPool | None = None):
         self.settings = settings or Settings.from_env()
         self._pool = pool
