@@ -32,7 +32,7 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import dict_row
 
-from essay_grader.client import GraderClient
+from essay_grader.service import GradingService
 from grader.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +82,7 @@ def _stop_listener(api_url: str, conn: psycopg.Connection) -> None:
     conn.execute("DELETE FROM grader.listeners")
 
 
-def _trigger(client: GraderClient, essays: int, every: float, start: int) -> list:
+def _trigger(client: GradingService, essays: int, every: float, start: int) -> list:
     """Submits and triggers `essays` essays, one every `every` seconds."""
     task_ids = []
     next_at = time.monotonic()
@@ -138,7 +138,7 @@ def main() -> int:
             prefect_api_url=state["api_url"],
             database_url=state["database_url"],
         )
-        client = GraderClient(settings)
+        client = GradingService(settings)
         with psycopg.connect(state["database_url"], autocommit=True, row_factory=dict_row) as conn:
             deadline = time.monotonic() + 180
             while not _listeners(conn):  # the listener `grader up` started

@@ -55,8 +55,8 @@ from psycopg.rows import dict_row  # noqa: E402
 
 from bench.harness import scratch_database, write_result  # noqa: E402
 from bench.injection_eval import POSITIONS, embed, load_attacks, load_essays  # noqa: E402
-from essay_grader.client import GraderClient  # noqa: E402
 from essay_grader.runner import run_here  # noqa: E402
+from essay_grader.service import GradingService  # noqa: E402
 from grader.grading.rubric import load_rubric  # noqa: E402
 from grader.settings import Settings  # noqa: E402
 from grader.store.connections import close_pools  # noqa: E402
@@ -167,7 +167,7 @@ def _grade_all(settings: Settings, essays: list[str]) -> list[dict]:
 
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         conn.execute("TRUNCATE grader.grades, grader.background_tasks, grader.submissions CASCADE")
-    client = GraderClient(settings)
+    client = GradingService(settings)
     task_ids = [client.start_grading_job(client.submit_essay(essay)) for essay in essays]
     outcomes = run_here(settings, lambda: grade_pending(limit=len(essays), concurrency=8))
     if outcomes["completed"] != len(essays):

@@ -5,7 +5,9 @@
 Times, interleaved round by round so that a busy moment hits every command alike: the bare
 interpreter (`python -c pass`, the baseline), `grader --help`, and `grader status TASK_ID` for a
 completed job, on the default embedded PostgreSQL (started before timing) and on a server named
-by DATABASE_URL. Prints medians and ratios; writes bench/results/cli_startup.json.
+by DATABASE_URL. Prints medians and ratios, and the median CPU time (user + system) of each
+command's process, which a machine busy with other work inflates less than the wall time; writes
+bench/results/cli_startup.json.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -24,13 +27,20 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def _time(args: list[str], env: dict[str, str]) -> float:
+def _cpu_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _time(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """The command's wall time and its process's CPU time."""
+    cpu = _cpu_of_children()
     started = time.perf_counter()
     done = subprocess.run(args, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed: {done.stderr.strip()[-500:]}")
-    return elapsed
+    return elapsed, _cpu_of_children() - cpu
 
 
 def _grader(*args: str, env: dict[str, str]) -> str:
@@ -66,9 +76,12 @@ def main() -> int:
             ),
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
+        cpu_times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.runs):
             for name, (command, command_env) in commands.items():
-                times[name].append(_time(command, command_env))
+                wall, cpu = _time(command, command_env)
+                times[name].append(wall)
+                cpu_times[name].append(cpu)
     finally:
         subprocess.run([str(BIN / "grader"), "db", "stop"], env=env, capture_output=True)
     base = statistics.median(times["python -c pass"])
@@ -77,17 +90,18 @@ def main() -> int:
             "median_s": round(statistics.median(values), 3),
             "min_s": round(min(values), 3),
             "ratio_to_python": round(statistics.median(values) / base, 1),
+            "median_cpu_s": round(statistics.median(cpu_times[name]), 3),
         }
         for name, values in times.items()
     }
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "cli_startup.json").write_text(json.dumps(result, indent=2))
-    print(f"{'command':<40} {'median':>8} {'min':>8} {'x python':>9}")
+    print(f"{'command':<40} {'median':>8} {'min':>8} {'x python':>9} {'cpu':>8}")
     for name, row in result.items():
         print(
             f"{name:<40} {row['median_s']:>7.3f}s {row['min_s']:>7.3f}s "
-            f"{row['ratio_to_python']:>8.1f}x"
+            f"{row['ratio_to_python']:>8.1f}x {row['median_cpu_s']:>7.3f}s"
         )
     return 0
 

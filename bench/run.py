@@ -54,7 +54,7 @@ import psutil  # noqa: E402
 import psycopg  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
-from essay_grader.client import GraderClient  # noqa: E402
+from essay_grader.service import GradingService  # noqa: E402
 from grader.grading.rubric import load_rubric  # noqa: E402
 from grader.grading.scoring import parse_reply  # noqa: E402
 from grader.model.client import model_client, request_grade  # noqa: E402
@@ -127,7 +127,7 @@ def _jobs(mode: str) -> None:
 
 
 def _time_triggers(ids: list[uuid.UUID]) -> list[float]:
-    client = GraderClient(Settings.from_env())  # with PREFECT_API_URL set: hands off
+    client = GradingService(Settings.from_env())  # with PREFECT_API_URL set: hands off
     times = []
     for submission_id in ids:
         started = time.perf_counter()
@@ -241,7 +241,7 @@ def bench_status(rows: int, lookups: int) -> dict:
             )
         ]
     settings = Settings.from_env()
-    pool, client = get_pool(settings), GraderClient(settings)
+    pool, client = get_pool(settings), GradingService(settings)
     for task_id in sample[:50]:
         client.check_grading_status(task_id)
     bare, status = [], []
@@ -452,7 +452,7 @@ def bench_result_latency(trials: int) -> dict:
     reset()
     ids = submissions(2 * trials)
     settings = Settings.from_env()
-    client = GraderClient(settings)
+    client = GradingService(settings)
     results = {}
     for mode, listen in (("polling_2s", False), ("listen_notify", True)):
         gaps = []

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from essay_grader.client import GraderClient
 from essay_grader.prefect_setup import start_prefect
 from essay_grader.runner import run_here
+from essay_grader.service import GradingService
 from grader.jobs import JobStatus
 from grader.settings import Settings
 from grader.store.connections import connect, migrate_database
@@ -118,7 +118,7 @@ def run_demo(settings: Settings, say: Callable[[str], None]) -> tuple[bool, dict
         start_prefect()
 
         # no hand-off: the demo grades here, whatever Prefect API the environment names
-        client = GraderClient(replace(settings, deployment=""))
+        client = GradingService(replace(settings, deployment=""))
         tasks: dict[str, UUID] = {}
         for name, text in sample_essays():
             submission_id = client.submit_essay(text, student_ref=f"demo:{name}")

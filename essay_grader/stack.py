@@ -18,9 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import psycopg
@@ -44,6 +42,9 @@ def prefect_file() -> Path:
     source = DEPLOY_DIR / "prefect.yaml"
     if source.exists():
         return source
+    # imported here, not by `grader status` (which reads running_stack): they are slow to import
+    from importlib import metadata
+
     with contextlib.suppress(metadata.PackageNotFoundError):
         for file in metadata.distribution("essay-grader").files or []:
             if file.name == "prefect.yaml":
@@ -90,8 +91,10 @@ def free_port() -> int:
 
 def healthy(api_url: str) -> bool:
     """Whether the Prefect API at `api_url` answers its health check."""
+    from urllib.request import urlopen
+
     try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=5) as response:
+        with urlopen(f"{api_url}/health", timeout=5) as response:
             return response.status == 200
     except OSError:
         return False

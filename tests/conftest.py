@@ -239,9 +239,9 @@ def database_url(pg_admin_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
 
 @pytest.fixture(autouse=True)
-def _fresh_default_client(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The module-level client functions build their client from the environment on first use
-    and keep it; each test sets its own DATABASE_URL, so each starts without one."""
+def _fresh_default_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The module-level client functions build their grading service from the environment on
+    first use and keep it; each test sets its own DATABASE_URL, so each starts without one."""
     monkeypatch.setattr(essay_grader.client, "_default", None)
 
 

@@ -238,11 +238,11 @@ def test_a_listener_grades_each_job_the_moment_it_is_triggered(
     """grade-on-arrival hears the trigger's notification and claims the job itself: the job
     records the listener's flow run, and a client waiting for the grade leaves it to the
     listener instead of grading it here (which would record no flow run)."""
-    from essay_grader import GraderClient
+    from essay_grader import GradingService
     from flows.grading import grade_on_arrival
     from grader.settings import Settings
 
-    client = GraderClient(Settings.from_env())
+    client = GradingService(Settings.from_env())
 
     async def scenario():
         listener = asyncio.ensure_future(

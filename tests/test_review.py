@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import html
 import io
 import json
+import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -275,6 +277,35 @@ def test_the_review_page_in_a_browser(
     # only failed loads the browser reports
     expected = ("status of 401", "status of 409")
     assert [e for e in watched_page.errors if not any(x in e for x in expected)] == []
+
+
+def test_stored_values_reach_the_review_page_as_text(
+    api: str, conn: psycopg.Connection, simulator: LLMSimulator
+) -> None:
+    """The page's templates escape every stored value: a student reference and a feedback with
+    markup in them show as written, and none of their tags reaches the HTML."""
+    key = api_keys.create_key(conn, "ms-adeyemi")[0]
+    ref = '<script>alert("ref")</script> & <b>Ann</b>'
+    feedback = "<img src=x onerror=alert(1)> 'Good' work & more"
+    with httpx.Client(base_url=api, timeout=30) as http:
+        (task,) = _graded(http, key, [HOSTILE], [ref])
+        conn.execute("UPDATE grader.grades SET feedback = %s WHERE task_id = %s", (feedback, task))
+        form = http.get("/review/sign-in")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)[1]
+        signed_in = http.post("/review/sign-in", data={"csrf_token": token, "key": key})
+        assert signed_in.status_code == 303
+        pages = [http.get("/review"), http.get(f"/review/grade/{task}")]
+    for page in pages:
+        assert page.status_code == 200
+        assert "<script" not in page.text and "<b>" not in page.text and "<img" not in page.text
+        assert ref in _text(page.text)
+    assert feedback in _text(pages[1].text)
+    assert "<script>document.title='pwned'</script>" in _text(pages[1].text)  # the essay
+
+
+def _text(page: str) -> str:
+    """What a reader sees of a page: its text without the tags, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]*>", "", page))
 
 
 def test_the_gradebook_export_shows_the_teachers_decision_and_is_safe_in_a_spreadsheet(

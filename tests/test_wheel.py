@@ -71,19 +71,23 @@ def test_the_wheel_carries_the_grader_and_its_data(installed: Path, tmp_path: Pa
             str(installed / "python"),
             "-c",
             "import essay_grader, grader, migrations; "
+            "from importlib.resources import files; "
             "from grader.store.migrations import discover; "
             "from essay_grader.stack import prefect_file; "
-            "print(essay_grader.__file__); print(len(discover())); print(prefect_file())",
+            "print(essay_grader.__file__); print(len(discover())); print(prefect_file()); "
+            "print(len(list(files('essay_grader').joinpath('templates').iterdir())))",
         ],
         cwd=tmp_path,
     )
     assert probe.returncode == 0, probe.stderr
-    package, migrations, prefect_yaml = probe.stdout.split()
+    package, migrations, prefect_yaml, templates = probe.stdout.split()
     venv = installed.parent.resolve()
     assert Path(package).resolve().is_relative_to(venv)  # not this source tree
     assert int(migrations) == len(list((REPO / "migrations").glob("*.sql")))
     assert Path(prefect_yaml).is_relative_to(venv)
     assert Path(prefect_yaml).read_text() == (REPO / "prefect.yaml").read_text()
+    # the review page's templates
+    assert int(templates) == len(list((REPO / "essay_grader" / "templates").glob("*.html")))
 
 
 def test_the_installed_grader_migrates_and_runs_the_demo(
