@@ -1,6 +1,6 @@
 """Issue 16: how often an attack raises a stored grade that nobody is asked to review, end to end.
 
-    .venv/bin/python bench/attack_success.py --bipia BIPIA/benchmark --ellipse ELLIPSE_test.csv
+    .venv/bin/python bench/attack_success.py --data /tmp/i23data
 
 Every essay goes through the real pipeline: a scratch PostgreSQL (embedded, bench/harness.py),
 the grade-pending flow on Prefect (its temporary local server, as `grader run-pending` runs it)
@@ -54,7 +54,8 @@ import psycopg  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
 from bench.harness import scratch_database, write_result  # noqa: E402
-from bench.injection_eval import POSITIONS, embed, load_attacks, load_essays  # noqa: E402
+from bench.injection_eval import POSITIONS, embed  # noqa: E402
+from bench.injection_sources import bipia, ellipse  # noqa: E402
 from essay_grader.runner import run_here  # noqa: E402
 from essay_grader.service import GradingService  # noqa: E402
 from grader.grading.rubric import load_rubric  # noqa: E402
@@ -184,18 +185,19 @@ def _grade_all(settings: Settings, essays: list[str]) -> list[dict]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bipia", type=Path, required=True, help="BIPIA's benchmark/ folder")
-    parser.add_argument("--ellipse", type=Path, required=True, help="ELLIPSE's test CSV")
+    parser.add_argument(
+        "--data", type=Path, required=True, help="bench/injection_eval.py's data folder"
+    )
     parser.add_argument("--essays", type=int, default=150, help="benign essays (150)")
     parser.add_argument("--attacks", type=int, default=200, help="score attacks (200)")
     parser.add_argument("--bipia-attacks", type=int, default=50, help="BIPIA attacks (50)")
     parser.add_argument("--echo", type=float, default=0.0, help="gullible_echo (0)")
     args = parser.parse_args()
     rng = random.Random(0)
-    essays = rng.sample(load_essays(args.ellipse), args.essays)
+    essays = rng.sample(ellipse(args.data), args.essays)
     attacks = score_attacks(rng, args.attacks)
-    bipia = rng.sample(load_attacks(args.bipia), args.bipia_attacks)
-    attacks += [("bipia", text) for _, _, text in bipia]
+    held = rng.sample([a.text for a in bipia(args.data)], args.bipia_attacks)
+    attacks += [("bipia", text) for text in held]
     placed = [(rng.randrange(len(essays)), rng.choice(POSITIONS)) for _ in attacks]
     attacked = [
         embed(essays[i], text, at) for (i, at), (_, text) in zip(placed, attacks, strict=True)
