@@ -33,7 +33,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from essay_grader import review_page
 from essay_grader.client import GraderClient
-from grader import export, review
 from grader.errors import (
     ConflictError,
     GraderError,
@@ -43,11 +42,14 @@ from grader.errors import (
     RubricError,
     first_line,
 )
+from grader.export import parse_since
 from grader.grading.essay import MAX_STUDENT_REF_CHARS, StorableText
 from grader.grading.grade import Grade
 from grader.grading.rubric import Rubric
 from grader.jobs import JobStatus
+from grader.review import MAX_NOTE_CHARS, REASONS
 from grader.settings import Settings
+from grader.store import export, review
 from grader.store.api_keys import Caller, authenticate
 from grader.store.connections import ping
 
@@ -122,7 +124,7 @@ class ReviewRequest(BaseModel):
     scores: Annotated[
         dict[str, int], Field(description="override: new scores by criterion key")
     ] = {}
-    note: Annotated[str, Field(max_length=review.MAX_NOTE_CHARS)] = ""
+    note: Annotated[str, Field(max_length=MAX_NOTE_CHARS)] = ""
     version: Annotated[
         int, Field(ge=1, description="the grade version you reviewed (409 if it changed)")
     ]
@@ -522,7 +524,7 @@ def create_app(settings: Settings) -> FastAPI:
         key: ApiKey,
         client: Client,
         state: Literal["needs_review", "reviewed", "auto"] = "needs_review",
-        reason: Literal[tuple(review.REASONS)] | None = None,  # type: ignore[valid-type]
+        reason: Literal[tuple(REASONS)] | None = None,  # type: ignore[valid-type]
         rubric: Annotated[str | None, Field(max_length=200)] = None,
         cursor: Annotated[str | None, Field(max_length=200)] = None,
         limit: Annotated[int, Field(ge=1, le=500)] = 50,
@@ -587,7 +589,7 @@ def create_app(settings: Settings) -> FastAPI:
     ) -> dict[str, Any]:
         """The gradebook of your jobs: every grade since `since`, oldest first, with scores per
         criterion, review state and reviewer; `next_cursor` for the next page."""
-        start = export.parse_since(since, "since")
+        start = parse_since(since, "since")
         with client.pool.connection() as conn:
             grades, next_cursor = export.page(
                 conn, since=start, api_key_id=key, cursor=cursor, limit=limit

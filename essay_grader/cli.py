@@ -242,20 +242,23 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_evaluate_import(args: argparse.Namespace, settings: Settings) -> int:
-    from grader import evaluation
+    from grader.evaluation import ScoredSet, parse_mapping
     from grader.grading.rubric import load_rubric
+    from grader.store import evaluation
 
     rubric = load_rubric(args.rubric)
     path = Path(args.file)
+    scored = ScoredSet(path, rubric, parse_mapping(args.map), args.scale)
+    name = args.name or path.stem
     with _connect(settings) as conn:
-        result = evaluation.import_set(
-            conn,
-            path,
-            rubric,
-            args.name or path.stem,
-            evaluation.parse_mapping(args.map),
-            args.scale,
-        )
+        items = evaluation.import_set(conn, scored, rubric, name, path.name)
+    result = {
+        "set": name,
+        "items": items,
+        "rubric": rubric.name,
+        "targets": list(scored.layout.targets),
+        "second_rater": list(scored.layout.second),
+    }
     _emit(
         args,
         result,
@@ -271,7 +274,7 @@ def cmd_evaluate_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_evaluate_list(args: argparse.Namespace, settings: Settings) -> int:
-    from grader import evaluation
+    from grader.store import evaluation
 
     with _connect(settings) as conn:
         sets = evaluation.list_sets(conn)
@@ -287,7 +290,8 @@ def cmd_evaluate_run(args: argparse.Namespace, settings: Settings) -> int:
 
     from essay_grader.runner import run_here
     from flows.evaluation import evaluate_agreement
-    from grader import evaluation
+    from grader.evaluation import load_anchors
+    from grader.store import evaluation
 
     noise = {
         k: v
@@ -306,7 +310,7 @@ def cmd_evaluate_run(args: argparse.Namespace, settings: Settings) -> int:
         with _connect(settings) as conn:
             set_row = evaluation.find_set(conn, args.set)
         rubric = parse_rubric(set_row["rubric"], args.set)
-        anchors = evaluation.load_anchors(Path(args.anchors), rubric)
+        anchors = load_anchors(Path(args.anchors), rubric)
     with ExitStack() as stack:
         if settings.simulated:
             from model_simulator import LLMSimulator, SimulatorConfig
@@ -357,7 +361,7 @@ def cmd_evaluate_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_evaluate_compare(args: argparse.Namespace, settings: Settings) -> int:
-    from grader import evaluation
+    from grader.store import evaluation
     from reports.agreement import compare
 
     with _connect(settings) as conn:
@@ -388,7 +392,7 @@ def _reviewer() -> str:
 
 
 def cmd_review_list(args: argparse.Namespace, settings: Settings) -> int:
-    from grader import review
+    from grader.store import review
 
     with _connect(settings) as conn:
         rows, cursor = review.queue(
@@ -415,7 +419,7 @@ def cmd_review_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_review_show(args: argparse.Namespace, settings: Settings) -> int:
-    from grader import review
+    from grader.store import review
     from grader.store.jobs import parse_uuid
 
     with _connect(settings) as conn:
@@ -444,10 +448,11 @@ def cmd_review_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_review_decide(args: argparse.Namespace, settings: Settings) -> int:
-    from grader import review
+    from grader.review import parse_scores
+    from grader.store import review
     from grader.store.jobs import parse_uuid
 
-    scores = review.parse_scores(getattr(args, "score", None) or [])
+    scores = parse_scores(getattr(args, "score", None) or [])
     with _connect(settings) as conn:
         result = review.decide(
             conn,
@@ -470,9 +475,10 @@ def cmd_review_decide(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from contextlib import nullcontext
 
-    from grader import export
+    from grader.export import parse_since, write_csv, write_jsonl
+    from grader.store import export
 
-    since = export.parse_since(args.since)
+    since = parse_since(args.since)
     with _connect(settings) as conn:
         keys = export.criterion_keys(conn, since, args.rubric)
         target = (
@@ -483,17 +489,17 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         with target as out:
             records = export.grades(conn, since, args.rubric)
             if args.format == "csv":
-                count = export.write_csv(records, keys, out)
+                count = write_csv(records, keys, out)
             else:
-                count = export.write_jsonl(records, out)
+                count = write_jsonl(records, out)
     if args.out:
         print(f"{count} grades written to {args.out}", file=sys.stderr)
     return 0
 
 
 def cmd_regrade(args: argparse.Namespace, settings: Settings) -> int:
-    from grader import review
     from grader.export import parse_since
+    from grader.store import review
     from grader.store.jobs import save_rubric
 
     name = args.rubric

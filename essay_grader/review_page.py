@@ -20,10 +20,10 @@ from uuid import UUID
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from grader import review
 from grader.errors import ConflictError, InvalidInputError, NotFoundError
 from grader.quality.injection import flagged_passages
-from grader.store import api_keys
+from grader.review import MAX_NOTE_CHARS, REASONS, parse_scores
+from grader.store import api_keys, review
 from grader.store.jobs import parse_uuid
 
 SESSION_COOKIE = "grader_session"
@@ -115,8 +115,7 @@ def _highlight(essay: str) -> str:
 
 def _reasons(reasons: list[dict[str, Any]]) -> str:
     return "".join(
-        f'<span class="reason">{_e(review.REASONS.get(r["reason"], r["reason"]))}</span>'
-        for r in reasons
+        f'<span class="reason">{_e(REASONS.get(r["reason"], r["reason"]))}</span>' for r in reasons
     )
 
 
@@ -270,7 +269,7 @@ def install(app: FastAPI, pool: Callable[[], Any]) -> None:
         options = "".join(
             f'<option value="{key}"{" selected" if key == reason else ""}>{_e(words)} '
             f"({counts['by_reason'][key]:,})</option>"
-            for key, words in review.REASONS.items()
+            for key, words in REASONS.items()
         )
         filters = (
             '<form method="get" action="/review">'
@@ -327,7 +326,7 @@ def install(app: FastAPI, pool: Callable[[], Any]) -> None:
             for c in item["criteria"]
         )
         reasons = "".join(
-            f"<li>{_e(review.REASONS.get(r['reason'], r['reason']))}: {_detail(r)}</li>"
+            f"<li>{_e(REASONS.get(r['reason'], r['reason']))}: {_detail(r)}</li>"
             for r in item["review_reasons"]
         )
         csrf = f'<input type="hidden" name="csrf_token" value="{_e(session.csrf_token)}">'
@@ -366,7 +365,7 @@ def install(app: FastAPI, pool: Callable[[], Any]) -> None:
             f"</legend>{csrf}{version}"
             f'<input type="hidden" name="action" value="override">{inputs}'
             '<label for="note">Note</label><br><textarea id="note" name="note" rows="3" '
-            f'cols="60" maxlength="{review.MAX_NOTE_CHARS}"></textarea><br>'
+            f'cols="60" maxlength="{MAX_NOTE_CHARS}"></textarea><br>'
             "<button>Save override</button></fieldset></form>"
             "<h2>History</h2>"
             + (
@@ -416,7 +415,7 @@ def install(app: FastAPI, pool: Callable[[], Any]) -> None:
                 raise InvalidInputError("the form has no grade version") from None
             scores = {}
             if action == "override":
-                scores = review.parse_scores(
+                scores = parse_scores(
                     [f"{k[6:]}={v}" for k, v in form.items() if k.startswith("score_")]
                 )
                 with pool().connection() as conn:
