@@ -83,7 +83,7 @@ import resource, sys, time
 from pathlib import Path
 import psycopg
 from psycopg.rows import dict_row
-from grader import evaluation
+from grader.store import evaluation
 from reports import agreement
 started = time.perf_counter()
 with psycopg.connect(sys.argv[1], row_factory=dict_row) as conn:

@@ -33,7 +33,7 @@ from psycopg.rows import dict_row
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import run_grader, scratch_database, write_result
-from grader import review
+from grader.store import review
 from grader.store.migrations import migrate
 
 SCRATCH = "grader_bench_review"

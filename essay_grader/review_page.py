@@ -21,10 +21,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from grader import review
 from grader.errors import ConflictError, InvalidInputError, NotFoundError
 from grader.quality.injection import flagged_passages
-from grader.store import api_keys
+from grader.review import MAX_NOTE_CHARS, REASONS, parse_scores
+from grader.store import api_keys, review
 from grader.store.jobs import parse_uuid
 
 SESSION_COOKIE = "grader_session"
@@ -39,7 +39,7 @@ _templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_templates.globals["reasons"] = review.REASONS
+_templates.globals["reasons"] = REASONS
 
 
 def _html(template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -220,7 +220,7 @@ def install(app: FastAPI, pool: Callable[[], Any]) -> None:
             essay=_essay_parts(item["essay"]),
             notice=notice,
             action=f"/review/grade/{item['task_id']}",
-            max_note_chars=review.MAX_NOTE_CHARS,
+            max_note_chars=MAX_NOTE_CHARS,
         )
 
     @app.get("/review/grade/{task_id}", include_in_schema=False)
@@ -254,7 +254,7 @@ def install(app: FastAPI, pool: Callable[[], Any]) -> None:
                 raise InvalidInputError("the form has no grade version") from None
             scores = {}
             if action == "override":
-                scores = review.parse_scores(
+                scores = parse_scores(
                     [f"{k[6:]}={v}" for k, v in form.items() if k.startswith("score_")]
                 )
                 with pool().connection() as conn:

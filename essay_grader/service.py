@@ -27,7 +27,7 @@ from grader import handoff
 from grader.errors import GradingFailedError, GradingTimeoutError
 from grader.jobs import JobStatus
 from grader.settings import Settings
-from grader.store.connections import database_url, get_pool
+from grader.store.connections import get_pool
 from grader.store.jobs import (
     cancel_job,
     create_grading_job,
@@ -36,8 +36,7 @@ from grader.store.jobs import (
     parse_uuid,
     save_rubric,
 )
-from grader.store.listeners import listener_alive
-from grader.store.queries import query
+from grader.store.listeners import listener_alive, listening_for_finished
 
 if TYPE_CHECKING:
     from grader.grading.rubric import Rubric
@@ -151,14 +150,8 @@ class GradingService:
         `poll_interval` seconds covers a missed notification."""
         task_id = parse_uuid(task_id, "task")
         deadline = time.monotonic() + timeout
-        listening = (
-            psycopg.connect(database_url(self.settings), autocommit=True)
-            if listen
-            else nullcontext()
-        )
+        listening = listening_for_finished(self.settings) if listen else nullcontext()
         with listening as listener:
-            if listen:
-                listener.execute(query("listen_job_finished"))
             while True:
                 status = self.check_grading_status(task_id)
                 if status.status == "completed":

@@ -19,10 +19,10 @@ from prefect import flow
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.runtime import flow_run
 
-from grader import evaluation
 from grader.context import open_run_context
 from grader.errors import GraderError
 from grader.settings import settings_for_run
+from grader.store import evaluation
 from grader.store.connections import connect
 from reports import agreement
 from tasks.grade_claimed import grade_as_claimed, release_on_crash

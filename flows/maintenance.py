@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from prefect import flow
 
-from grader import review
 from grader.context import open_run_context
 from grader.export import parse_since
 from grader.settings import settings_for_run
+from grader.store import review
 from grader.store.connections import connect
 from tasks.grading import reap_expired_leases
 

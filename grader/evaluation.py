@@ -1,40 +1,31 @@
-"""Human-scored sets and evaluation runs: the store side of checking grades against a school's
-own graders.
+"""Human-scored sets, read: the file of a school's own graders (CSV or JSONL) as checked rows of
+an id, an essay and one or two raters' scores, and anchor essays for a run.
 
-A set is imported from CSV or JSONL (streamed, validated row by row, written with COPY in one
-transaction: a bad row imports nothing). An evaluation run creates one pending grading job per
-essay of the set, tagged with the run, so the essays go through the same flow and tasks as
-production grading; the agreement metrics are computed by reports.agreement.
+A set file is streamed and validated row by row; grader/store/evaluation.py writes the rows with
+COPY in one transaction (a bad row imports nothing) and runs the evaluations: one pending grading
+job per essay of the set, tagged with the run, so the essays go through the same flow and tasks
+as production grading; the agreement metrics are computed by reports.agreement.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import re
 import tomllib
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-from psycopg.types.json import Jsonb
-
-from grader.errors import InvalidInputError, NotFoundError, first_line
+from grader.errors import InvalidInputError, first_line
 from grader.grading.essay import storable_text
-from grader.store.jobs import save_rubric
-from grader.store.monitoring import copy_csv
-from grader.store.queries import query
 
 if TYPE_CHECKING:
     from grader.grading.rubric import Rubric
 
 TOTAL = "total"  # the holistic total, beside the rubric's criterion keys
 SECOND = "second_"  # a second rater's score of a target: second_thesis, second_total
-CHUNK_ROWS = 2000  # rows per COPY round: memory stays bounded whatever the file's size
 MAX_ESSAY_CHARS = 100_000
 
 
@@ -205,33 +196,37 @@ def _essay(row: dict[str, Any], layout: Layout, number: int, base: Path) -> str:
     return text
 
 
-def import_set(
-    conn: psycopg.Connection,
-    path: Path,
-    rubric: Rubric,
-    name: str,
-    mapping: dict[str, str],
-    scale: float = 1.0,
-) -> dict[str, Any]:
-    """Imports a human-scored set in one transaction: every row or none. Scores are multiplied
-    by `scale` (2 turns half points into whole ones) and must then be whole numbers within the
-    rubric's bounds."""
-    maxima = {c.key: c.max_points for c in rubric.criteria} | {TOTAL: rubric.max_score}
-    with conn.transaction():
-        rubric_id = save_rubric(conn, rubric)
-        if conn.execute(query("evaluation_set_by_name"), {"name": name}).fetchone():
-            raise InvalidInputError(f"a set named {name!r} exists: choose another --name")
-        set_id = conn.execute(
-            query("insert_evaluation_set"),
-            {"name": name, "rubric_id": rubric_id, "items": 0, "source": path.name},
-        ).fetchone()["set_id"]
+@dataclass(frozen=True)
+class ScoredEssay:
+    """One checked row of a human-scored set: its id, essay, and scores by target (criterion key
+    or "total"), the second rater's where the file has them."""
+
+    item_id: str
+    essay: str
+    human: dict[str, int]
+    second: dict[str, int]
+
+
+class ScoredSet:
+    """A human-scored set file read as ScoredEssay rows, streamed and checked row by row
+    (InvalidInputError naming the row and column). Scores are multiplied by `scale` (2 turns half
+    points into whole ones) and must then be whole numbers within the rubric's bounds. `layout`
+    is known once the first row has been read."""
+
+    def __init__(
+        self, path: Path, rubric: Rubric, mapping: dict[str, str], scale: float = 1.0
+    ) -> None:
+        self.path, self.rubric, self.mapping, self.scale = path, rubric, mapping, scale
+        self.layout: Layout | None = None
+
+    def __iter__(self) -> Iterator[ScoredEssay]:
+        rubric, scale = self.rubric, self.scale
+        maxima = {c.key: c.max_points for c in rubric.criteria} | {TOTAL: rubric.max_score}
         seen: set[str] = set()
-        layout: Layout | None = None
-        submissions: list[tuple] = []
-        items: list[tuple] = []
-        for number, header, row in _rows(path):
-            if layout is None:
-                layout = _layout(header, rubric, mapping)
+        for number, header, row in _rows(self.path):
+            if self.layout is None:
+                self.layout = _layout(header, rubric, self.mapping)
+            layout = self.layout
             item_id = str(row.get(layout.id) or "").strip()
             if not item_id:
                 raise InvalidInputError(f"row {number}, column {layout.id!r}: empty id")
@@ -240,7 +235,7 @@ def import_set(
                     f"row {number}, column {layout.id!r}: duplicate id {item_id[:60]!r}"
                 )
             seen.add(item_id)
-            essay = _essay(row, layout, number, path.parent)
+            essay = _essay(row, layout, number, self.path.parent)
             human = {
                 key: _score(row.get(col), number, col, maxima[key], False, scale)
                 for key, col in layout.targets.items()
@@ -251,100 +246,9 @@ def import_set(
                 if (score := _score(row.get(col), number, col, maxima[key], True, scale))
                 is not None
             }
-            submission_id = uuid.uuid4()
-            sha = hashlib.sha256(essay.encode("utf-8")).hexdigest()
-            submissions.append((submission_id, essay, sha, rubric_id))
-            items.append(
-                (
-                    set_id,
-                    item_id,
-                    submission_id,
-                    json.dumps(human),
-                    json.dumps(second) if second else None,
-                )
-            )
-            if len(items) >= CHUNK_ROWS:
-                _copy(conn, submissions, items)
-        if layout is None:
-            raise InvalidInputError(f"{path} has no rows")
-        _copy(conn, submissions, items)
-        conn.execute(query("count_evaluation_items"), {"items": len(seen), "set_id": set_id})
-    return {
-        "set": name,
-        "items": len(seen),
-        "rubric": rubric.name,
-        "targets": list(layout.targets),
-        "second_rater": list(layout.second),
-    }
-
-
-def _copy(conn: psycopg.Connection, submissions: list[tuple], items: list[tuple]) -> None:
-    with conn.cursor().copy(query("copy_evaluation_submissions")) as copy:
-        for row in submissions:
-            copy.write_row(row)
-    with conn.cursor().copy(query("copy_evaluation_items")) as copy:
-        for row in items:
-            copy.write_row(row)
-    submissions.clear()
-    items.clear()
-
-
-def find_set(conn: psycopg.Connection, name: str) -> dict[str, Any]:
-    row = conn.execute(query("evaluation_set_by_name"), {"name": name}).fetchone()
-    if row is None:
-        raise NotFoundError(f"no evaluation set named {name!r} (see `grader evaluate list`)")
-    return row
-
-
-def list_sets(conn: psycopg.Connection) -> list[dict[str, Any]]:
-    return conn.execute(query("list_evaluation_sets")).fetchall()
-
-
-def reference_scores(conn: psycopg.Connection, set_id: uuid.UUID) -> dict[str, dict[str, int]]:
-    """{sha256 of each essay: its human criterion scores}: what the simulator is told when an
-    evaluation runs without a real model."""
-    rows = conn.execute(query("evaluation_reference_scores"), {"set_id": set_id})
-    return {r["content_sha256"]: {k: v for k, v in r["human"].items() if k != TOTAL} for r in rows}
-
-
-def create_run(
-    conn: psycopg.Connection,
-    set_row: dict[str, Any],
-    label: str,
-    model: str,
-    settings: dict[str, Any],
-    anchors: list[dict[str, Any]] | None = None,
-    samples: int | None = None,
-) -> dict[str, Any]:
-    """The run and one pending job per essay, in one transaction (a listener hears them at
-    once; grade-pending sweeps them up otherwise). With `anchors`, the jobs grade by the set's
-    rubric carrying those anchor essays (a rubric of its own, stored once per content)."""
-    from grader.grading.rubric import parse_rubric
-
-    rubric_id = set_row["rubric_id"]
-    if anchors:
-        rubric = parse_rubric(set_row["rubric"], set_row["name"]).with_anchors(anchors)
-        rubric_id = save_rubric(conn, rubric)
-    with conn.transaction():
-        run = conn.execute(
-            query("insert_evaluation_run"),
-            {
-                "set_id": set_row["set_id"],
-                "label": label,
-                "model": model,
-                "settings": Jsonb(settings),
-            },
-        ).fetchone()
-        jobs = conn.execute(
-            query("create_evaluation_jobs"),
-            {
-                "set_id": set_row["set_id"],
-                "run_id": run["run_id"],
-                "rubric_id": rubric_id,
-                "samples": samples,
-            },
-        ).rowcount
-    return {"run_id": run["run_id"], "jobs": jobs, "label": label}
+            yield ScoredEssay(item_id, essay, human, second)
+        if self.layout is None:
+            raise InvalidInputError(f"{self.path} has no rows")
 
 
 def load_anchors(path: Path, rubric: Rubric) -> list[dict[str, Any]]:
@@ -384,27 +288,3 @@ def load_anchors(path: Path, rubric: Rubric) -> list[dict[str, Any]]:
         return list(rubric.with_anchors(anchors).definition()["anchors"])
     except ValidationError as exc:
         raise InvalidInputError(f"anchors {path}: {validation_summary(exc)}") from None
-
-
-def run_progress(conn: psycopg.Connection, run_id: uuid.UUID) -> dict[str, int]:
-    return conn.execute(query("evaluation_run_progress"), {"run_id": run_id}).fetchone()
-
-
-def find_run(conn: psycopg.Connection, ref: str) -> dict[str, Any]:
-    """A run by its label or the start of its id; the newest if a label names several."""
-    rows = conn.execute(query("evaluation_run"), {"prefix": ref.strip()}).fetchall()
-    if not rows:
-        raise NotFoundError(f"no evaluation run with label or id {ref[:60]!r}")
-    return rows[0]
-
-
-def run_results(conn: psycopg.Connection, run: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
-    """A run's results: one CSV row per (essay, target) (streamed with COPY), and the summary
-    of its jobs (counts, cost, tokens, time, models, prompt versions)."""
-    params = {"set_id": run["set_id"], "run_id": run["run_id"]}
-    summary = conn.execute(query("evaluation_summary"), params).fetchone()
-    return copy_csv(conn, "evaluation_results", params), summary
-
-
-def finish_run(conn: psycopg.Connection, run_id: uuid.UUID, metrics: dict[str, Any]) -> None:
-    conn.execute(query("finish_evaluation_run"), {"run_id": run_id, "metrics": Jsonb(metrics)})

@@ -23,7 +23,7 @@ from grader.grading.grade import SIMULATED_MODEL_PREFIX
 from grader.grading.pricing import Prices, call_cost, load_prices
 from grader.settings import Settings
 from grader.store.connections import connect
-from grader.store.monitoring import report_jobs_csv, table
+from grader.store.reports import report_jobs_csv, report_tables
 from reports.monitoring import frame
 from reports.render import write_report
 
@@ -140,8 +140,8 @@ def duration_stats(jobs: pd.DataFrame, by: str | None) -> pd.DataFrame:
 def build_report(conn: psycopg.Connection, window: Window, prices: Prices) -> Report:
     report = Report(window)
     jobs = load_jobs(conn, window)
-    params = {"since": window.since, "until": window.until}
     tz = window.tz
+    figures = report_tables(conn, window.since, window.until, tz.key, top_errors=20)
     jobs["model"] = jobs["model"].cat.add_categories(["(no grade)"]).fillna("(no grade)")
     created_local = pd.to_datetime(jobs["created"], unit="s", utc=True).dt.tz_convert(tz)
     jobs["day"] = created_local.dt.strftime("%Y-%m-%d")
@@ -185,8 +185,8 @@ def build_report(conn: psycopg.Connection, window: Window, prices: Prices) -> Re
         {"attempts": attempts.index, "jobs": attempts.to_numpy()}
     )
 
-    report.tables["top_errors"] = frame(table(conn, "report_errors", {**params, "limit": 20}))
-    tokens = frame(table(conn, "report_tokens", params))
+    report.tables["top_errors"] = frame(figures["errors"])
+    tokens = frame(figures["tokens"])
     cost = [
         call_cost(row.model, row.prompt_tokens, row.completion_tokens, prices)
         for row in tokens.itertuples()
@@ -194,20 +194,18 @@ def build_report(conn: psycopg.Connection, window: Window, prices: Prices) -> Re
     tokens["cost_usd"] = cost
     report.tables["tokens_by_model"] = tokens
 
-    scores = frame(table(conn, "report_scores", params))
+    scores = frame(figures["scores"])
     report.tables["score_counts"] = scores
     report.tables["scores_by_criterion"] = _score_stats(scores)
-    report.tables["total_scores"] = frame(table(conn, "report_total_scores", params))
+    report.tables["total_scores"] = frame(figures["total_scores"])
 
-    queue = table(conn, "report_review_queue", params).rows[0]
-    report.tables["review_decisions"] = frame(
-        table(conn, "report_review_decisions", {**params, "tz": tz.key})
-    )
-    changes = frame(table(conn, "report_review_changes", params))
+    queue = figures["review_queue"].rows[0]
+    report.tables["review_decisions"] = frame(figures["review_decisions"])
+    changes = frame(figures["review_changes"])
     changes["change_rate"] = (changes["changed"] / changes["decisions"]).round(4)
     report.tables["review_changes"] = changes
-    report.tables["review_reasons"] = frame(table(conn, "report_review_reasons", params))
-    by_model = frame(table(conn, "report_grades_by_mode", params))
+    report.tables["review_reasons"] = frame(figures["review_reasons"])
+    by_model = frame(figures["grades_by_mode"])
     # what the batch grades would have cost one request at a time, minus what they cost
     by_model["saving_usd"] = [
         (call_cost(row.model, row.prompt_tokens, row.completion_tokens, prices) or 0.0)
@@ -223,7 +221,7 @@ def build_report(conn: psycopg.Connection, window: Window, prices: Prices) -> Re
     report.tables["grades_by_mode"] = modes
 
     running = int(jobs["status"].isin(["pending", "processing"]).sum())
-    evaluation = table(conn, "report_evaluation_grades", params).rows[0]
+    evaluation = figures["evaluation_grades"].rows[0]
     report.total_seconds = total[jobs["status"] == "completed"]
     report.summary = {
         "window": f"{window.since.isoformat(timespec='seconds')} to "

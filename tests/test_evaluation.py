@@ -19,8 +19,9 @@ import essay_grader
 from grader import evaluation
 from grader.errors import InvalidInputError
 from grader.grading.pricing import DEFAULT_PRICES
-from grader.grading.rubric import load_rubric
+from grader.grading.rubric import Rubric, load_rubric
 from grader.model.prompt import anchors_prompt, build_messages, prompt_version, system_prompt
+from grader.store import evaluation as store_evaluation
 from reports.agreement import bootstrap_interval, compute, kappa_of_matrix
 from reports.render import summary_paragraph
 from reports.weekly import build_report, make_window
@@ -200,6 +201,19 @@ def _csv(path: Path, header: list[str], rows: list[list]) -> Path:
     return path
 
 
+def _import(
+    conn: psycopg.Connection,
+    path: Path,
+    rubric: Rubric,
+    name: str,
+    mapping: dict[str, str],
+    scale: float = 1.0,
+) -> int:
+    """Imports a set file as `grader evaluate import` does; how many essays."""
+    scored = evaluation.ScoredSet(path, rubric, mapping, scale)
+    return store_evaluation.import_set(conn, scored, rubric, name, path.name)
+
+
 GOOD = ["a", "An essay about school.", 5, 6, 7, 8]
 HEADER = ["id", "essay", *CRITERIA]
 
@@ -235,7 +249,7 @@ def test_bad_input_names_row_and_column_and_imports_nothing(
     path = _csv(tmp_path / "set.csv", HEADER, rows)
     mapping = evaluation.parse_mapping(extra[1] if extra else None)
     with pytest.raises(InvalidInputError) as failure:
-        evaluation.import_set(conn, path, load_rubric(), "s", mapping)
+        _import(conn, path, load_rubric(), "s", mapping)
     assert message in str(failure.value) and "\n" not in str(failure.value)
     assert _count(conn, "evaluation_sets") == 0 and _count(conn, "submissions") == 0
 
@@ -310,14 +324,11 @@ def test_ellipse_style_half_points_scaled_to_whole_ones(
     rubric = load_rubric()
     mapping = "id=text_id,essay=full_text,thesis=Cohesion,evidence=Syntax,organization=Vocabulary"
     mapping += ",language=Phraseology"
-    result = evaluation.import_set(
-        conn, path, rubric, "ellipse", evaluation.parse_mapping(mapping), scale=2
-    )
-    assert result["items"] == 1
+    assert _import(conn, path, rubric, "ellipse", evaluation.parse_mapping(mapping), scale=2) == 1
     human = conn.execute("SELECT human FROM grader.evaluation_items").fetchone()["human"]
     assert human == {"thesis": 7, "evidence": 6, "organization": 9, "language": 5}
     with pytest.raises(InvalidInputError, match=r"row 2, column 'Cohesion': score '3.5' is not a"):
-        evaluation.import_set(conn, path, rubric, "unscaled", evaluation.parse_mapping(mapping))
+        _import(conn, path, rubric, "unscaled", evaluation.parse_mapping(mapping))
 
 
 # --- evaluation runs end to end ----------------------------------------------------------------

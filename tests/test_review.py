@@ -20,11 +20,12 @@ import pytest
 
 from essay_grader import check_grading_status, start_grading_job
 from flows.grading import grade_pending
-from grader import export, review
+from grader import review
 from grader.errors import InvalidInputError
 from grader.grading.grade import CriterionScore, Grade
 from grader.grading.pricing import DEFAULT_PRICES
-from grader.store import api_keys
+from grader.store import api_keys, export
+from grader.store import review as review_store
 from model_simulator import LLMSimulator
 from reports.render import summary_paragraph
 from reports.weekly import build_report, make_window
@@ -179,11 +180,15 @@ def test_bad_decisions_are_refused_before_anything_changes(conn: psycopg.Connect
     with pytest.raises(InvalidInputError, match="KEY=N"):
         review.parse_scores(["thesis:4"])
     with pytest.raises(InvalidInputError, match="accept takes no scores"):
-        review.decide(conn, uuid.uuid4(), action="accept", who="t", version=1, scores={"a": 1})
+        review_store.decide(
+            conn, uuid.uuid4(), action="accept", who="t", version=1, scores={"a": 1}
+        )
     with pytest.raises(InvalidInputError, match="at most 2000"):
-        review.decide(conn, uuid.uuid4(), action="accept", who="t", version=1, note="x" * 2001)
+        review_store.decide(
+            conn, uuid.uuid4(), action="accept", who="t", version=1, note="x" * 2001
+        )
     with pytest.raises(InvalidInputError, match="cursor"):
-        review.queue(conn, cursor="not-a-cursor")
+        review_store.queue(conn, cursor="not-a-cursor")
 
 
 # --- the review page in a real browser -------------------------------------------------------
@@ -379,7 +384,7 @@ def test_regrade_after_a_rubric_edit_is_idempotent_and_spares_reviewed_grades(
     task_ids = [start_grading_job(submit_essay(f"{PLAIN}\nEssay {i}.")) for i in range(3)]
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, grade_pending(limit=3, concurrency=3)).result()
-    review.decide(conn, task_ids[0], action="accept", who="teacher", version=1)
+    review_store.decide(conn, task_ids[0], action="accept", who="teacher", version=1)
 
     rubric = load_rubric()
     edited = rubric.definition()

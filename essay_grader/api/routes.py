@@ -25,7 +25,9 @@ from essay_grader.api.schemas import (
     SubmissionRequest,
 )
 from essay_grader.service import GradingService
-from grader import export, review
+from grader.export import parse_since
+from grader.review import REASONS
+from grader.store import export, review
 from grader.store.api_keys import Caller, authenticate
 from grader.store.connections import ping
 
@@ -155,7 +157,7 @@ def list_reviews(
     key: ApiKey,
     service: Service,
     state: Literal["needs_review", "reviewed", "auto"] = "needs_review",
-    reason: Literal[tuple(review.REASONS)] | None = None,  # type: ignore[valid-type]
+    reason: Literal[tuple(REASONS)] | None = None,  # type: ignore[valid-type]
     rubric: Annotated[str | None, Field(max_length=200)] = None,
     cursor: Annotated[str | None, Field(max_length=200)] = None,
     limit: Annotated[int, Field(ge=1, le=500)] = 50,
@@ -222,7 +224,7 @@ def list_grades(
 ) -> dict[str, Any]:
     """The gradebook of your jobs: every grade since `since`, oldest first, with scores per
     criterion, review state and reviewer; `next_cursor` for the next page."""
-    start = export.parse_since(since, "since")
+    start = parse_since(since, "since")
     with service.pool.connection() as conn:
         grades, next_cursor = export.page(
             conn, since=start, api_key_id=key, cursor=cursor, limit=limit

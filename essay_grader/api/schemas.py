@@ -12,11 +12,11 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-from grader import review
 from grader.grading.essay import MAX_STUDENT_REF_CHARS, StorableText
 from grader.grading.grade import Grade
 from grader.grading.rubric import Rubric
 from grader.jobs import JobStatus
+from grader.review import MAX_NOTE_CHARS
 
 
 def _without_anchors(schema: dict[str, Any]) -> None:
@@ -85,7 +85,7 @@ class ReviewRequest(BaseModel):
     scores: Annotated[
         dict[str, int], Field(description="override: new scores by criterion key")
     ] = {}
-    note: Annotated[str, Field(max_length=review.MAX_NOTE_CHARS)] = ""
+    note: Annotated[str, Field(max_length=MAX_NOTE_CHARS)] = ""
     version: Annotated[
         int, Field(ge=1, description="the grade version you reviewed (409 if it changed)")
     ]

@@ -18,21 +18,24 @@ if TYPE_CHECKING:
 def cmd_evaluate_import(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from grader import evaluation
+    from grader.evaluation import ScoredSet, parse_mapping
     from grader.grading.rubric import load_rubric
+    from grader.store import evaluation
     from grader.store.connections import connect
 
     rubric = load_rubric(args.rubric)
     path = Path(args.file)
+    scored = ScoredSet(path, rubric, parse_mapping(args.map), args.scale)
+    name = args.name or path.stem
     with connect(settings) as conn:
-        result = evaluation.import_set(
-            conn,
-            path,
-            rubric,
-            args.name or path.stem,
-            evaluation.parse_mapping(args.map),
-            args.scale,
-        )
+        items = evaluation.import_set(conn, scored, rubric, name, path.name)
+    result = {
+        "set": name,
+        "items": items,
+        "rubric": rubric.name,
+        "targets": list(scored.layout.targets),
+        "second_rater": list(scored.layout.second),
+    }
     emit(
         args,
         result,
@@ -48,7 +51,7 @@ def cmd_evaluate_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_evaluate_list(args: argparse.Namespace, settings: Settings) -> int:
-    from grader import evaluation
+    from grader.store import evaluation
     from grader.store.connections import connect
 
     with connect(settings) as conn:
@@ -67,7 +70,8 @@ def cmd_evaluate_run(args: argparse.Namespace, settings: Settings) -> int:
 
     from essay_grader.runner import run_here
     from flows.evaluation import evaluate_agreement
-    from grader import evaluation
+    from grader.evaluation import load_anchors
+    from grader.store import evaluation
     from grader.store.connections import connect
 
     noise = {
@@ -87,7 +91,7 @@ def cmd_evaluate_run(args: argparse.Namespace, settings: Settings) -> int:
         with connect(settings) as conn:
             set_row = evaluation.find_set(conn, args.set)
         rubric = parse_rubric(set_row["rubric"], args.set)
-        anchors = evaluation.load_anchors(Path(args.anchors), rubric)
+        anchors = load_anchors(Path(args.anchors), rubric)
     with ExitStack() as stack:
         if settings.simulated:
             from model_simulator import LLMSimulator, SimulatorConfig
@@ -138,7 +142,7 @@ def cmd_evaluate_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_evaluate_compare(args: argparse.Namespace, settings: Settings) -> int:
-    from grader import evaluation
+    from grader.store import evaluation
     from grader.store.connections import connect
     from reports.agreement import compare
 

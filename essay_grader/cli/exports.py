@@ -44,10 +44,11 @@ def add_report(sub: argparse._SubParsersAction, output: argparse.ArgumentParser)
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from contextlib import nullcontext
 
-    from grader import export
+    from grader.export import parse_since, write_csv, write_jsonl
+    from grader.store import export
     from grader.store.connections import connect
 
-    since = export.parse_since(args.since)
+    since = parse_since(args.since)
     with connect(settings) as conn:
         keys = export.criterion_keys(conn, since, args.rubric)
         target = (
@@ -58,9 +59,9 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         with target as out:
             records = export.grades(conn, since, args.rubric)
             if args.format == "csv":
-                count = export.write_csv(records, keys, out)
+                count = write_csv(records, keys, out)
             else:
-                count = export.write_jsonl(records, out)
+                count = write_jsonl(records, out)
     if args.out:
         print(f"{count} grades written to {args.out}", file=sys.stderr)
     return 0

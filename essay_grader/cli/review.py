@@ -22,7 +22,7 @@ def _reviewer() -> str:
 
 
 def cmd_review_list(args: argparse.Namespace, settings: Settings) -> int:
-    from grader import review
+    from grader.store import review
     from grader.store.connections import connect
 
     with connect(settings) as conn:
@@ -50,7 +50,7 @@ def cmd_review_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_review_show(args: argparse.Namespace, settings: Settings) -> int:
-    from grader import review
+    from grader.store import review
     from grader.store.connections import connect
     from grader.store.jobs import parse_uuid
 
@@ -80,11 +80,12 @@ def cmd_review_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_review_decide(args: argparse.Namespace, settings: Settings) -> int:
-    from grader import review
+    from grader.review import parse_scores
+    from grader.store import review
     from grader.store.connections import connect
     from grader.store.jobs import parse_uuid
 
-    scores = review.parse_scores(getattr(args, "score", None) or [])
+    scores = parse_scores(getattr(args, "score", None) or [])
     with connect(settings) as conn:
         result = review.decide(
             conn,
@@ -145,8 +146,8 @@ def add_review(sub: argparse._SubParsersAction, output: argparse.ArgumentParser)
 def cmd_regrade(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from grader import review
     from grader.export import parse_since
+    from grader.store import review
     from grader.store.connections import connect
     from grader.store.jobs import save_rubric
 

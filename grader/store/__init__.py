@@ -1,3 +1,3 @@
-"""PostgreSQL: where the server is, connections, migrations, and every SQL statement by name;
-nothing outside this package runs SQL.
+"""PostgreSQL: where the server is, connections, migrations, and one module per table family whose
+SQL statements are named in sql/<module>.sql; nothing outside this package runs SQL.
 """

@@ -2,8 +2,8 @@
 status, cancelling and pruning; and the worker side: claiming jobs under a lease, loading what
 they grade, renewing, completing with the grade, failing and releasing them.
 
-The status rules live in the SQL statements' guards (grader/store/sql/), so this module holds no
-status logic of its own beyond naming which statement to run.
+The status rules live in the SQL statements' guards (grader/store/sql/jobs.sql), so this module
+holds no status logic of its own beyond naming which statement to run.
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """Grading on arrival: a listening worker's LISTEN for jobs that become pending and its heartbeat
 row in grader.listeners, and whether a listener is alive (so that the trigger need not hand the
-job to Prefect).
+job to Prefect); and a waiting client's LISTEN for jobs that finish.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from uuid import UUID
 
 import psycopg
@@ -38,6 +38,15 @@ async def other_listener_alive(pool: AsyncConnectionPool, worker_id: str) -> boo
             {"worker_id": worker_id, "within_seconds": LISTENER_ALIVE_SECONDS},
         )
         return (await cur.fetchone())["alive"]
+
+
+@contextmanager
+def listening_for_finished(settings: Settings) -> Iterator[psycopg.Connection]:
+    """A connection of its own that hears every job that reaches a terminal status: its
+    notifies() wakes a client waiting for a grade at once."""
+    with psycopg.connect(database_url(settings), autocommit=True) as conn:
+        conn.execute(query("listen_job_finished"))
+        yield conn
 
 
 @asynccontextmanager

@@ -1,5 +1,5 @@
-"""Monitoring and report reads: named queries as tables, CSV streamed with COPY, keyset pages of
-grades, recent and failed jobs, grading-time statistics.
+"""Monitoring reads: named queries as tables, CSV streamed with COPY, keyset pages of grades,
+recent and failed jobs, grading-time statistics.
 """
 
 from __future__ import annotations
@@ -86,8 +86,3 @@ def copy_csv(conn: psycopg.Connection, name: str, params: dict[str, Any]) -> byt
         for chunk in copy:
             buffer.write(chunk)
     return buffer.getvalue()
-
-
-def report_jobs_csv(conn: psycopg.Connection, since: Any, until: Any) -> bytes:
-    """The window's jobs as narrow CSV (times as epoch seconds)."""
-    return copy_csv(conn, "report_jobs", {"since": since, "until": until})
