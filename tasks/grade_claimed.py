@@ -129,14 +129,15 @@ async def grade_as_claimed(
     return outcomes
 
 
-async def release_on_crash(flow, run, state) -> None:
+async def release_on_crash(flow, flow_run, state) -> None:
     """on_crashed: the run is dying and Prefect knows it; hand its jobs back now rather than
-    when their leases expire."""
-    task_id = run.parameters.get("task_id")
-    async with open_run_context(settings_for_run(), 1, run.id, model=False) as ctx:
+    when their leases expire. Prefect's flow engine calls a hook with positional arguments, a
+    worker's runner (when the run's process dies) with keywords: the names must be Prefect's."""
+    task_id = flow_run.parameters.get("task_id")
+    async with open_run_context(settings_for_run(), 1, flow_run.id, model=False) as ctx:
         await release_worker_jobs(
             ctx.pool,
             ctx.settings,
-            f"flow run {run.name} crashed: {(state.message or '')[:200]}",
+            f"flow run {flow_run.name} crashed: {(state.message or '')[:200]}",
             UUID(str(task_id)) if task_id else None,
         )
