@@ -29,6 +29,16 @@ LEVELS = ("unit", "integration", "e2e")
 TESTS = Path(__file__).resolve().parent
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's tmp_path factory reads the option
+def pytest_configure(config: pytest.Config) -> None:
+    """tmp_path folders in this session's folder unless --basetemp says otherwise. Not under
+    /tmp/pytest-of-USER: every pytest session that starts (another run on the same machine)
+    resets that folder to 0700, and the embedded PostgreSQL, which runs as its own user and
+    opened the way to its data directory, can then no longer reach it (pg_ctl stop fails)."""
+    if not config.option.basetemp:
+        config.option.basetemp = str(SESSION_DIR / "tmp")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Marks each test with its level, the folder it is in (`pytest -m unit` and the like)."""
     for item in items:
@@ -59,7 +69,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     Then the session's folder goes (its PostgreSQL was stopped with the last test)."""
     import psutil
 
-    roots = (str(SESSION_DIR), str(session.config._tmp_path_factory.getbasetemp()))
+    roots = (str(SESSION_DIR), str(session.config._tmp_path_factory.getbasetemp()))  # --basetemp
     found = {p.pid: p for p in psutil.Process().children(recursive=True)}
     found.update({p.pid: p for p in psutil.process_iter() if _ours(p, roots)})
     for ancestor in [psutil.Process(), *psutil.Process().parents()]:  # whoever ran pytest
