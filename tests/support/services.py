@@ -186,14 +186,27 @@ def _simulator() -> Iterator[LLMSimulator]:
         yield sim
 
 
+def _reset(simulator: LLMSimulator, config: SimulatorConfig) -> LLMSimulator:
+    """The session's simulator as a new one with `config` would be: no requests, no batches."""
+    simulator.config = config
+    simulator.batches.config, simulator.batches.store = BatchConfig(), BatchStore()
+    simulator.requests.clear()
+    return simulator
+
+
 @pytest.fixture
 def simulator(_simulator: LLMSimulator, monkeypatch: pytest.MonkeyPatch) -> LLMSimulator:
     """The model simulator, reset for this test and set as OPENAI_BASE_URL."""
-    _simulator.config = SimulatorConfig(retry_after_seconds=0)
-    _simulator.batches.config, _simulator.batches.store = BatchConfig(), BatchStore()
-    _simulator.requests.clear()
     monkeypatch.setenv("OPENAI_BASE_URL", _simulator.base_url)
-    return _simulator
+    return _reset(_simulator, SimulatorConfig(retry_after_seconds=0))
+
+
+@pytest.fixture
+def default_simulator(_simulator: LLMSimulator) -> LLMSimulator:
+    """The model simulator with the default configuration, reset for this test: for the tests
+    of a default simulator, which would otherwise each serve one of their own (a server takes
+    uvicorn 0.2 s to stop, seconds over the unit tests)."""
+    return _reset(_simulator, SimulatorConfig())
 
 
 @pytest.fixture

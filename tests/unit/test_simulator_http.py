@@ -16,56 +16,56 @@ from model_simulator import FAULTS, LLMSimulator, SimulatorConfig, parse_fault_r
 from tests.support.model_calls import _admin, _ask, _client, _http
 
 
-def test_admin_config_and_request_log() -> None:
-    with LLMSimulator().serve_in_thread() as sim:
-        client = _client(sim)
-        config = _admin(sim, "GET", "/_simulator/config")
-        assert config["fault_rates"] == {} and config["latency_ms"] == 0
-        updated = _admin(sim, "POST", "/_simulator/config", {"script": ["500"], "latency_ms": 1})
-        assert updated["script"] == ["500"]
-        assert sim.config.latency_ms == 1
-        with pytest.raises(openai.InternalServerError):
-            _ask(client)
+def test_admin_config_and_request_log(default_simulator: LLMSimulator) -> None:
+    sim = default_simulator
+    client = _client(sim)
+    config = _admin(sim, "GET", "/_simulator/config")
+    assert config["fault_rates"] == {} and config["latency_ms"] == 0
+    updated = _admin(sim, "POST", "/_simulator/config", {"script": ["500"], "latency_ms": 1})
+    assert updated["script"] == ["500"]
+    assert sim.config.latency_ms == 1
+    with pytest.raises(openai.InternalServerError):
         _ask(client)
-        log = _admin(sim, "GET", "/_simulator/requests")
-        assert [(r["fault"], r["status"], r["model"]) for r in log] == [
-            ("500", 500, "gpt-test"),
-            (None, 200, "gpt-test"),
-        ]
-        assert set(log[0]) == {"at", "path", "model", "fault", "status", "prompt_sha256"}
-        assert log[0]["path"] == "/v1/chat/completions"
-        _admin(sim, "DELETE", "/_simulator/requests")
-        assert _admin(sim, "GET", "/_simulator/requests") == []
-        assert sim.requests == []
-        bad_updates: list[object] = [
-            {"nope": 1},
-            {"fault_rates": {"429": 2}},
-            {"fault_rates": {"429": 0.6, "500": 0.6}},
-            {"fault_rates": {"bogus": 0.1}},
-            {"script": ["bogus"]},
-            {"latency_ms": -1},
-            {"seed": 1.5},
-            {"keep_bodies": "yes"},
-            {"latency_ms": 5, "script": "500"},  # all or nothing: latency_ms stays 1
-            [1],
-            b"{not json",
-        ]
-        for bad in bad_updates:
-            status, payload = _http(sim, "POST", "/_simulator/config", bad)
-            assert status == 400, bad
-            assert payload["error"]["type"] == "invalid_request_error"
-            assert "\n" not in payload["error"]["message"]
-        assert _admin(sim, "GET", "/_simulator/config") == updated | {"script": []}
-        assert sim.config.fault_rates == {} and sim.config.latency_ms == 1
+    _ask(client)
+    log = _admin(sim, "GET", "/_simulator/requests")
+    assert [(r["fault"], r["status"], r["model"]) for r in log] == [
+        ("500", 500, "gpt-test"),
+        (None, 200, "gpt-test"),
+    ]
+    assert set(log[0]) == {"at", "path", "model", "fault", "status", "prompt_sha256"}
+    assert log[0]["path"] == "/v1/chat/completions"
+    _admin(sim, "DELETE", "/_simulator/requests")
+    assert _admin(sim, "GET", "/_simulator/requests") == []
+    assert sim.requests == []
+    bad_updates: list[object] = [
+        {"nope": 1},
+        {"fault_rates": {"429": 2}},
+        {"fault_rates": {"429": 0.6, "500": 0.6}},
+        {"fault_rates": {"bogus": 0.1}},
+        {"script": ["bogus"]},
+        {"latency_ms": -1},
+        {"seed": 1.5},
+        {"keep_bodies": "yes"},
+        {"latency_ms": 5, "script": "500"},  # all or nothing: latency_ms stays 1
+        [1],
+        b"{not json",
+    ]
+    for bad in bad_updates:
+        status, payload = _http(sim, "POST", "/_simulator/config", bad)
+        assert status == 400, bad
+        assert payload["error"]["type"] == "invalid_request_error"
+        assert "\n" not in payload["error"]["message"]
+    assert _admin(sim, "GET", "/_simulator/config") == updated | {"script": []}
+    assert sim.config.fault_rates == {} and sim.config.latency_ms == 1
 
 
-def test_request_log_has_no_message_text() -> None:
+def test_request_log_has_no_message_text(default_simulator: LLMSimulator) -> None:
     essay = "Zanzibar-marker-essay about the quiet history of lighthouses"
-    with LLMSimulator().serve_in_thread() as sim:
-        _ask(_client(sim), essay)
-        sim.config.keep_bodies = True
-        _ask(_client(sim), essay)
-        log_text = json.dumps(_admin(sim, "GET", "/_simulator/requests"))
+    sim = default_simulator
+    _ask(_client(sim), essay)
+    sim.config.keep_bodies = True
+    _ask(_client(sim), essay)
+    log_text = json.dumps(_admin(sim, "GET", "/_simulator/requests"))
     # Over HTTP, never any text, even with keep_bodies.
     assert "Zanzibar" not in log_text and "lighthouses" not in log_text
     assert "grade essays" not in log_text
@@ -75,24 +75,24 @@ def test_request_log_has_no_message_text() -> None:
     assert json.loads(sim.requests[1].body or "")["messages"][1]["content"] == essay
 
 
-def test_unknown_path_is_404_and_wrong_method_405() -> None:
-    with LLMSimulator().serve_in_thread() as sim:
-        status, payload = _http(sim, "GET", "/v1/nothing-here")
-        assert status == 404
+def test_unknown_path_is_404_and_wrong_method_405(default_simulator: LLMSimulator) -> None:
+    sim = default_simulator
+    status, payload = _http(sim, "GET", "/v1/nothing-here")
+    assert status == 404
+    assert payload["error"]["type"] == "invalid_request_error"
+    assert set(payload["error"]) == {"message", "type", "param", "code"}
+    for method, path in (("DELETE", "/v1/models"), ("GET", "/v1/chat/completions")):
+        status, payload = _http(sim, method, path)
+        assert status == 405
         assert payload["error"]["type"] == "invalid_request_error"
-        assert set(payload["error"]) == {"message", "type", "param", "code"}
-        for method, path in (("DELETE", "/v1/models"), ("GET", "/v1/chat/completions")):
-            status, payload = _http(sim, method, path)
-            assert status == 405
-            assert payload["error"]["type"] == "invalid_request_error"
-        with pytest.raises(openai.NotFoundError):
-            _client(sim).embeddings.create(model="m", input="x")
-        assert sim.requests == []
+    with pytest.raises(openai.NotFoundError):
+        _client(sim).embeddings.create(model="m", input="x")
+    assert sim.requests == []
 
 
-def test_models_endpoint_lists_simulated_model() -> None:
-    with LLMSimulator().serve_in_thread() as sim:
-        models = _client(sim).models.list()
+def test_models_endpoint_lists_simulated_model(default_simulator: LLMSimulator) -> None:
+    sim = default_simulator
+    models = _client(sim).models.list()
     assert [m.id for m in models.data] == ["simulated"]
     assert models.data[0].owned_by == "grader-simulator"
 
