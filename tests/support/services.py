@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -202,11 +202,16 @@ def simulator(_simulator: LLMSimulator, monkeypatch: pytest.MonkeyPatch) -> LLMS
 
 
 @pytest.fixture
-def default_simulator(_simulator: LLMSimulator) -> LLMSimulator:
-    """The model simulator with the default configuration, reset for this test: for the tests
-    of a default simulator, which would otherwise each serve one of their own (a server takes
-    uvicorn 0.2 s to stop, seconds over the unit tests)."""
-    return _reset(_simulator, SimulatorConfig())
+def shared_simulator(_simulator: LLMSimulator) -> Callable[..., LLMSimulator]:
+    """shared_simulator(config): the session's simulator, already served, as a new one with
+    `config` (the default one if none) would be. For the tests that would otherwise serve one of
+    their own for the same (a server takes uvicorn 0.2 s to stop, seconds over the unit tests);
+    not for those of a server's start, stop or hanging requests."""
+
+    def configured(config: SimulatorConfig | None = None) -> LLMSimulator:
+        return _reset(_simulator, config or SimulatorConfig())
+
+    return configured
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -32,10 +33,12 @@ def _inline_refs(schema: Any, defs: dict[str, Any] | None = None) -> Any:
     return schema
 
 
-def test_answer_follows_the_rubric_in_the_request(default_simulator: LLMSimulator) -> None:
+def test_answer_follows_the_rubric_in_the_request(
+    shared_simulator: Callable[..., LLMSimulator],
+) -> None:
     answer_model = TWO_CRITERIA.answer_model()
     seen: dict[str, set[int]] = {"clarity": set(), "depth": set()}
-    sim = default_simulator
+    sim = shared_simulator()
     client = _client(sim)
     for i in range(40):
         completion = _grade(client, TWO_CRITERIA, f"{ESSAY} ({i})")
@@ -53,14 +56,16 @@ def test_answer_follows_the_rubric_in_the_request(default_simulator: LLMSimulato
     assert seen["depth"] <= set(range(8)) and len(seen["depth"]) >= 6
 
 
-def test_answer_with_inline_schema_and_from_openai_parse(default_simulator: LLMSimulator) -> None:
+def test_answer_with_inline_schema_and_from_openai_parse(
+    shared_simulator: Callable[..., LLMSimulator],
+) -> None:
     # The grader's schema uses $defs/$ref; an inlined copy and openai's own strict version of it
     # (what `.parse()` sends) are the same shape and get the same answer.
     schema = response_format(TWO_CRITERIA)["json_schema"]["schema"]
     assert "$defs" in schema
     answer_model = TWO_CRITERIA.answer_model()
     messages = [{"role": "user", "content": ESSAY}]
-    sim = default_simulator
+    sim = shared_simulator()
     client = _client(sim)
     answers = [
         client.chat.completions.create(
@@ -78,10 +83,12 @@ def test_answer_with_inline_schema_and_from_openai_parse(default_simulator: LLMS
     assert parsed.choices[0].message.parsed == answer_model.model_validate_json(answers[0])
 
 
-def test_the_graders_own_request_gets_a_valid_answer(default_simulator: LLMSimulator) -> None:
+def test_the_graders_own_request_gets_a_valid_answer(
+    shared_simulator: Callable[..., LLMSimulator],
+) -> None:
     rubric = load_rubric()
     messages = build_messages(rubric, ESSAY)
-    sim = default_simulator
+    sim = shared_simulator()
     completion = _client(sim).chat.completions.create(
         model="gpt-test",
         messages=messages,  # type: ignore[arg-type]
@@ -97,9 +104,9 @@ def test_the_graders_own_request_gets_a_valid_answer(default_simulator: LLMSimul
     assert completion.model == "simulated:gpt-test"
 
 
-def test_same_request_gets_same_answer(default_simulator: LLMSimulator) -> None:
+def test_same_request_gets_same_answer(shared_simulator: Callable[..., LLMSimulator]) -> None:
     rubric_format = response_format(load_rubric())
-    sim = default_simulator
+    sim = shared_simulator()
     client = _client(sim)
     first = _ask(client, response_format=rubric_format).choices[0].message.content
     second = _ask(client, response_format=rubric_format).choices[0].message.content
@@ -109,9 +116,9 @@ def test_same_request_gets_same_answer(default_simulator: LLMSimulator) -> None:
 
 
 def test_plain_and_json_object_answers_say_they_are_simulated(
-    default_simulator: LLMSimulator,
+    shared_simulator: Callable[..., LLMSimulator],
 ) -> None:
-    sim = default_simulator
+    sim = shared_simulator()
     client = _client(sim)
     answers = [
         _ask(client),
@@ -162,9 +169,9 @@ def _other_schemas() -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("schema", _other_schemas())
 def test_schema_of_another_shape_is_400(
-    schema: dict[str, Any], default_simulator: LLMSimulator
+    schema: dict[str, Any], shared_simulator: Callable[..., LLMSimulator]
 ) -> None:
-    sim = default_simulator
+    sim = shared_simulator()
     with pytest.raises(openai.BadRequestError) as exc:
         _ask(_client(sim), response_format=_json_schema(schema))
     assert "cannot answer this schema" in exc.value.message
@@ -173,8 +180,8 @@ def test_schema_of_another_shape_is_400(
     assert sim.requests[-1].status == 400 and sim.requests[-1].fault is None
 
 
-def test_bad_response_format_is_400(default_simulator: LLMSimulator) -> None:
-    sim = default_simulator
+def test_bad_response_format_is_400(shared_simulator: Callable[..., LLMSimulator]) -> None:
+    sim = shared_simulator()
     for bad in ({"type": "yaml"}, "json", {"type": "json_schema"}):
         status, payload = _http(
             sim,

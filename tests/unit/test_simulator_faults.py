@@ -9,6 +9,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import openai
 import pytest
@@ -20,46 +21,44 @@ from model_simulator import OVERSCORE, LLMSimulator, SimulatorConfig
 from tests.support.model_calls import TWO_CRITERIA, _admin, _ask, _client, _grade, _port
 
 
-def test_429_carries_retry_after_header() -> None:
+def test_429_carries_retry_after_header(shared_simulator: Callable[..., LLMSimulator]) -> None:
     config = SimulatorConfig(script=["429", "429"], retry_after_seconds=2.5)
-    with LLMSimulator(config).serve_in_thread() as sim:
-        client = _client(sim)
-        with pytest.raises(openai.RateLimitError) as exc:
-            _ask(client)
-        assert exc.value.response.headers["retry-after"] == "2.5"
-        assert exc.value.code == "rate_limit_exceeded"
-        assert exc.value.type == "rate_limit_error"
-        assert "simulated" in exc.value.message
-        sim.config.retry_after_seconds = 3.0
-        with pytest.raises(openai.RateLimitError) as exc:
-            _ask(client)
-        assert exc.value.response.headers["retry-after"] == "3"
+    sim = shared_simulator(config)
+    client = _client(sim)
+    with pytest.raises(openai.RateLimitError) as exc:
+        _ask(client)
+    assert exc.value.response.headers["retry-after"] == "2.5"
+    assert exc.value.code == "rate_limit_exceeded"
+    assert exc.value.type == "rate_limit_error"
+    assert "simulated" in exc.value.message
+    sim.config.retry_after_seconds = 3.0
+    with pytest.raises(openai.RateLimitError) as exc:
+        _ask(client)
+    assert exc.value.response.headers["retry-after"] == "3"
 
 
-def test_500_is_server_error() -> None:
-    with (
-        LLMSimulator(SimulatorConfig(script=["500"])).serve_in_thread() as sim,
-        pytest.raises(openai.InternalServerError) as exc,
-    ):
+def test_500_is_server_error(shared_simulator: Callable[..., LLMSimulator]) -> None:
+    sim = shared_simulator(SimulatorConfig(script=["500"]))
+    with pytest.raises(openai.InternalServerError) as exc:
         _ask(_client(sim))
     assert exc.value.status_code == 500
     assert exc.value.type == "server_error"
     assert set(exc.value.body) == {"message", "type", "param", "code"}  # type: ignore[arg-type]
 
 
-def test_other_status_faults_use_that_status() -> None:
+def test_other_status_faults_use_that_status(shared_simulator: Callable[..., LLMSimulator]) -> None:
     script = ["401", "503", "400", "418"]
-    with LLMSimulator(SimulatorConfig(script=script)).serve_in_thread() as sim:
-        client = _client(sim)
-        with pytest.raises(openai.AuthenticationError) as auth:
-            _ask(client)
-        with pytest.raises(openai.InternalServerError) as unavailable:
-            _ask(client)
-        with pytest.raises(openai.BadRequestError) as bad:
-            _ask(client)
-        with pytest.raises(openai.APIStatusError) as teapot:
-            _ask(client)
-        assert [r.status for r in sim.requests] == [401, 503, 400, 418]
+    sim = shared_simulator(SimulatorConfig(script=script))
+    client = _client(sim)
+    with pytest.raises(openai.AuthenticationError) as auth:
+        _ask(client)
+    with pytest.raises(openai.InternalServerError) as unavailable:
+        _ask(client)
+    with pytest.raises(openai.BadRequestError) as bad:
+        _ask(client)
+    with pytest.raises(openai.APIStatusError) as teapot:
+        _ask(client)
+    assert [r.status for r in sim.requests] == [401, 503, 400, 418]
     assert auth.value.type == "authentication_error"
     assert unavailable.value.status_code == 503
     assert unavailable.value.type == "server_error"
@@ -143,12 +142,14 @@ def test_stop_ends_waiting_requests_promptly(config: SimulatorConfig) -> None:
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
-def test_truncate_gives_length_finish_and_invalid_json() -> None:
+def test_truncate_gives_length_finish_and_invalid_json(
+    shared_simulator: Callable[..., LLMSimulator],
+) -> None:
     rubric_format = response_format(load_rubric())
-    with LLMSimulator(SimulatorConfig(script=["truncate"])).serve_in_thread() as sim:
-        client = _client(sim)
-        cut = _ask(client, response_format=rubric_format)
-        whole = _ask(client, response_format=rubric_format)
+    sim = shared_simulator(SimulatorConfig(script=["truncate"]))
+    client = _client(sim)
+    cut = _ask(client, response_format=rubric_format)
+    whole = _ask(client, response_format=rubric_format)
     assert cut.choices[0].finish_reason == "length"
     content = cut.choices[0].message.content
     assert content == whole.choices[0].message.content[: len(content)]
@@ -157,42 +158,46 @@ def test_truncate_gives_length_finish_and_invalid_json() -> None:
         json.loads(content)
 
 
-def test_malformed_gives_non_json_content() -> None:
+def test_malformed_gives_non_json_content(shared_simulator: Callable[..., LLMSimulator]) -> None:
     rubric_format = response_format(load_rubric())
-    with LLMSimulator(SimulatorConfig(script=["malformed"])).serve_in_thread() as sim:
-        answer = _ask(_client(sim), response_format=rubric_format)
+    sim = shared_simulator(SimulatorConfig(script=["malformed"]))
+    answer = _ask(_client(sim), response_format=rubric_format)
     assert answer.choices[0].finish_reason == "stop"
     assert answer.choices[0].message.content.startswith("[simulated] ")
     with pytest.raises(json.JSONDecodeError):
         json.loads(answer.choices[0].message.content)
 
 
-def test_overscore_puts_every_number_out_of_bounds() -> None:
-    with LLMSimulator(SimulatorConfig(script=["overscore", "ok"])).serve_in_thread() as sim:
-        client = _client(sim)
-        inflated, normal = (
-            json.loads(_grade(client, TWO_CRITERIA).choices[0].message.content) for _ in range(2)
-        )
+def test_overscore_puts_every_number_out_of_bounds(
+    shared_simulator: Callable[..., LLMSimulator],
+) -> None:
+    sim = shared_simulator(SimulatorConfig(script=["overscore", "ok"]))
+    client = _client(sim)
+    inflated, normal = (
+        json.loads(_grade(client, TWO_CRITERIA).choices[0].message.content) for _ in range(2)
+    )
     assert [c["score"] for c in inflated["criteria"].values()] == [OVERSCORE, OVERSCORE]
     with pytest.raises(ValidationError):
         TWO_CRITERIA.answer_model().model_validate(inflated)
     TWO_CRITERIA.answer_model().model_validate(normal)
 
 
-def test_script_faults_apply_in_order_then_ok() -> None:
+def test_script_faults_apply_in_order_then_ok(
+    shared_simulator: Callable[..., LLMSimulator],
+) -> None:
     config = SimulatorConfig(script=["429", "500", "ok", "truncate"], fault_rates={})
-    with LLMSimulator(config).serve_in_thread() as sim:
-        client = _client(sim)
-        with pytest.raises(openai.BadRequestError):
-            _ask(client, response_format={"type": "yaml"})  # refused: no script entry spent
-        with pytest.raises(openai.RateLimitError):
-            _ask(client)
-        with pytest.raises(openai.InternalServerError):
-            _ask(client)
-        assert _ask(client).choices[0].finish_reason == "stop"
-        assert _ask(client).choices[0].finish_reason == "length"
-        assert _ask(client).choices[0].finish_reason == "stop"
-        assert sim.config.script == []
+    sim = shared_simulator(config)
+    client = _client(sim)
+    with pytest.raises(openai.BadRequestError):
+        _ask(client, response_format={"type": "yaml"})  # refused: no script entry spent
+    with pytest.raises(openai.RateLimitError):
+        _ask(client)
+    with pytest.raises(openai.InternalServerError):
+        _ask(client)
+    assert _ask(client).choices[0].finish_reason == "stop"
+    assert _ask(client).choices[0].finish_reason == "length"
+    assert _ask(client).choices[0].finish_reason == "stop"
+    assert sim.config.script == []
     assert [r.fault for r in sim.requests] == [None, "429", "500", None, "truncate", None]
     assert [r.status for r in sim.requests] == [400, 429, 500, 200, 200, 200]
 

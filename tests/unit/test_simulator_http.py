@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -16,8 +17,8 @@ from model_simulator import FAULTS, LLMSimulator, SimulatorConfig, parse_fault_r
 from tests.support.model_calls import _admin, _ask, _client, _http
 
 
-def test_admin_config_and_request_log(default_simulator: LLMSimulator) -> None:
-    sim = default_simulator
+def test_admin_config_and_request_log(shared_simulator: Callable[..., LLMSimulator]) -> None:
+    sim = shared_simulator()
     client = _client(sim)
     config = _admin(sim, "GET", "/_simulator/config")
     assert config["fault_rates"] == {} and config["latency_ms"] == 0
@@ -59,9 +60,9 @@ def test_admin_config_and_request_log(default_simulator: LLMSimulator) -> None:
     assert sim.config.fault_rates == {} and sim.config.latency_ms == 1
 
 
-def test_request_log_has_no_message_text(default_simulator: LLMSimulator) -> None:
+def test_request_log_has_no_message_text(shared_simulator: Callable[..., LLMSimulator]) -> None:
     essay = "Zanzibar-marker-essay about the quiet history of lighthouses"
-    sim = default_simulator
+    sim = shared_simulator()
     _ask(_client(sim), essay)
     sim.config.keep_bodies = True
     _ask(_client(sim), essay)
@@ -75,8 +76,10 @@ def test_request_log_has_no_message_text(default_simulator: LLMSimulator) -> Non
     assert json.loads(sim.requests[1].body or "")["messages"][1]["content"] == essay
 
 
-def test_unknown_path_is_404_and_wrong_method_405(default_simulator: LLMSimulator) -> None:
-    sim = default_simulator
+def test_unknown_path_is_404_and_wrong_method_405(
+    shared_simulator: Callable[..., LLMSimulator],
+) -> None:
+    sim = shared_simulator()
     status, payload = _http(sim, "GET", "/v1/nothing-here")
     assert status == 404
     assert payload["error"]["type"] == "invalid_request_error"
@@ -90,32 +93,34 @@ def test_unknown_path_is_404_and_wrong_method_405(default_simulator: LLMSimulato
     assert sim.requests == []
 
 
-def test_models_endpoint_lists_simulated_model(default_simulator: LLMSimulator) -> None:
-    sim = default_simulator
+def test_models_endpoint_lists_simulated_model(
+    shared_simulator: Callable[..., LLMSimulator],
+) -> None:
+    sim = shared_simulator()
     models = _client(sim).models.list()
     assert [m.id for m in models.data] == ["simulated"]
     assert models.data[0].owned_by == "grader-simulator"
 
 
-def test_invalid_body_is_400() -> None:
-    with LLMSimulator(SimulatorConfig(script=["500"])).serve_in_thread() as sim:
-        for body in (
-            b"{not json",
-            b"\xff\xfe",
-            b"[]",
-            b'{"model": "m"}',
-            b'{"model": "m", "messages": []}',
-            b'{"model": "m", "messages": ["hi"]}',
-            b'{"messages": [{"role": "user", "content": "hi"}]}',
-            b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": true}',
-        ):
-            status, payload = _http(sim, "POST", "/v1/chat/completions", body)
-            assert status == 400, body
-            error = payload["error"]
-            assert error["type"] == "invalid_request_error"
-            assert set(error) == {"message", "type", "param", "code"}
-        assert sim.config.script == ["500"]  # invalid requests spend no fault
-        assert all(r.status == 400 and r.fault is None for r in sim.requests)
+def test_invalid_body_is_400(shared_simulator: Callable[..., LLMSimulator]) -> None:
+    sim = shared_simulator(SimulatorConfig(script=["500"]))
+    for body in (
+        b"{not json",
+        b"\xff\xfe",
+        b"[]",
+        b'{"model": "m"}',
+        b'{"model": "m", "messages": []}',
+        b'{"model": "m", "messages": ["hi"]}',
+        b'{"messages": [{"role": "user", "content": "hi"}]}',
+        b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": true}',
+    ):
+        status, payload = _http(sim, "POST", "/v1/chat/completions", body)
+        assert status == 400, body
+        error = payload["error"]
+        assert error["type"] == "invalid_request_error"
+        assert set(error) == {"message", "type", "param", "code"}
+    assert sim.config.script == ["500"]  # invalid requests spend no fault
+    assert all(r.status == 400 and r.fault is None for r in sim.requests)
 
 
 def test_many_concurrent_requests() -> None:
