@@ -1,6 +1,6 @@
 """Batch grading through the provider's Batch API (the simulator's, over HTTP): jobs sent as
-one batch and collected by a later run, exactly once across a kill -9 at each point of a run,
-line errors sent back or failed, an expired batch's jobs back to pending."""
+one batch and collected by a later run, line errors sent back or failed, an expired batch's jobs
+back to pending. (Exactly once across a kill -9 at each point of a run: tests/e2e.)"""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from grader.store import spending
 from model_simulator import LLMSimulator
 from reports.render import summary_paragraph
 from reports.weekly import build_report, make_window
-from tests.conftest import run_cli
-from tests.test_crash_recovery import job_summary, kill_9, start_grader, wait_for
-from tests.test_recheck import ATTACKED
+from tests.integration.test_recheck import ATTACKED
+from tests.support.cli import run_main
+from tests.support.jobs import job_summary
 
 
 def _jobs(n: int, mode: str = "batch") -> list:
@@ -117,72 +117,19 @@ def test_the_command_line_lists_shows_and_cancels_a_batch(
     simulator.batches.config.seconds = 60
     task_ids = _jobs(3)
     sent = asyncio.run(grade_pending_batch())["sent"]["batch"]
-    listed = json.loads(run_cli("batch", "list", "--json").stdout)
+    listed = json.loads(run_main("batch", "list", "--json").stdout)
     assert [b["provider_batch_id"] for b in listed] == [sent]
     assert listed[0]["job_statuses"] == {"processing": 3} and listed[0]["status"] == "submitted"
-    status = run_cli("status", str(task_ids[0]))
+    status = run_main("status", str(task_ids[0]))
     assert f"batch       provider batch {sent} (answers come within 24 h)" in status.stdout
-    assert run_cli("batch", "show").returncode == 1
-    cancelled = run_cli("batch", "cancel", sent)
+    assert run_main("batch", "show").returncode == 1
+    cancelled = run_main("batch", "cancel", sent)
     assert cancelled.returncode == 0, cancelled.stderr
     after = asyncio.run(grade_pending_batch())
     assert after["collected"][0]["status"] == "cancelled"
     assert after["collected"][0]["requeued"] == 3 and after["sent"]["jobs"] == 3
-    missing = run_cli("batch", "show", "nope")
+    missing = run_main("batch", "show", "nope")
     assert missing.returncode == 1 and "no batch with reference" in missing.stderr
-
-
-def _intents(conn: psycopg.Connection) -> list[dict]:
-    return conn.execute(
-        "SELECT batch_ref, provider_batch_id, status FROM grader.provider_batches"
-    ).fetchall()
-
-
-@pytest.mark.parametrize("point", ["batch-intent", "batch-upload", "batch-create", "batch-store"])
-def test_a_run_killed_at_each_point_loses_nothing_and_pays_once(
-    conn: psycopg.Connection, simulator: LLMSimulator, point: str
-) -> None:
-    """kill -9 of the `grader batch run` process after recording the intent (before the
-    upload), between the upload and the batch's creation, after the creation but before its id
-    is stored, and after the first of its grades is stored; then a new run recovers."""
-    simulator.batches.config.seconds = 0
-    task_ids = _jobs(6)
-    if point == "batch-store":
-        asyncio.run(grade_pending_batch())  # sent; the killed run is the one collecting
-    run = start_grader(
-        "batch", "run", env={"GRADER_TEST_PAUSE_AFTER": f"{point}:120", "PYTHONUNBUFFERED": "1"}
-    )
-    files, batches = simulator.batches.store.files, simulator.batches.store.batches
-    reached = {
-        "batch-intent": lambda: _intents(conn) and not files,
-        "batch-upload": lambda: len(files) == 1 and not batches,
-        "batch-create": lambda: len(batches) == 1,
-        "batch-store": lambda: job_summary(conn)["completed"] == 1,
-    }[point]
-    wait_for(reached, 120, f"the run to reach {point}")
-    if point != "batch-store":
-        # the paused run holds the lock: a second run at the same time sends nothing
-        assert asyncio.run(grade_pending_batch())["skipped"]
-    uploaded = list(files)
-    kill_9(run)
-    assert all(i["provider_batch_id"] is None for i in _intents(conn)) == (point != "batch-store")
-    assert set(_statuses(task_ids)) == (
-        {"processing"} if point != "batch-store" else {"processing", "completed"}
-    )
-
-    recovered = run_cli("batch", "run", "--json")
-    assert recovered.returncode == 0, recovered.stderr
-    summary = job_summary(conn)
-    assert summary["completed"] == 6, summary  # none lost
-    assert summary["completed_without_exactly_one_grade"] == 0  # none graded twice
-    assert len(batches) == 1  # one paid batch, counted at the provider
-    (batch,) = batches.values()
-    if point == "batch-upload":
-        assert batch["input_file_id"] == uploaded[0]  # the file uploaded before the kill
-    assert files == {}  # collected: the essays are deleted at the provider
-    assert [i["status"] for i in _intents(conn)] == ["collected"]
-    if point == "batch-store":
-        assert json.loads(recovered.stdout)["collected"][0]["stale"] == 1
 
 
 def test_a_batch_fits_the_spending_cap_and_its_grades_count_at_batch_prices(
@@ -226,7 +173,7 @@ def test_a_job_is_graded_the_way_it_asked_and_a_failed_line_may_go_synchronous(
 ) -> None:
     (now,) = _jobs(1, "now")
     batch = _jobs(3)
-    waiting = run_cli("status", str(batch[0]))
+    waiting = run_main("status", str(batch[0]))
     assert "waiting for the next batch run" in waiting.stdout
     assert asyncio.run(grade_pending(10, 1))["completed"] == 1  # the 'now' job only
     assert _statuses([now, *batch]) == ["completed", "pending", "pending", "pending"]
@@ -242,7 +189,7 @@ def test_a_job_is_graded_the_way_it_asked_and_a_failed_line_may_go_synchronous(
     assert asyncio.run(grade_pending(10, 1))["completed"] == 1
     assert set(_statuses(batch)) == {"completed"}
 
-    bad = run_cli("grade", str(submit_essay("An essay.")), "--batch", "--wait")
+    bad = run_main("grade", str(submit_essay("An essay.")), "--batch", "--wait")
     assert bad.returncode == 1 and "do not go together" in bad.stderr
 
 

@@ -17,7 +17,7 @@ from flows.grading import grade_pending, grade_submission
 from grader.grading.pricing import load_prices
 from grader.store import spending
 from model_simulator import LLMSimulator
-from tests.conftest import run_cli
+from tests.support.cli import run_main
 
 ESSAY = "Cities should plant more trees: shade, cleaner air, and calmer streets for everyone."
 
@@ -116,15 +116,15 @@ def test_monthly_cap_is_named_and_wins_over_daily(
 
 
 def test_budget_command(database_url: str) -> None:
-    result = run_cli("budget", "--daily", "2.5", "--monthly", "40", "--json")
+    result = run_main("budget", "--daily", "2.5", "--monthly", "40", "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["daily_cap_usd"] == 2.5 and summary["monthly_cap_usd"] == 40
     assert summary["paused_reason"] is None
-    result = run_cli("budget", "--daily", "none")
+    result = run_main("budget", "--daily", "none")
     assert result.returncode == 0, result.stderr
     assert "of none" in result.stdout and "of $40.00" in result.stdout
-    result = run_cli("budget", "--daily", "-1")
+    result = run_main("budget", "--daily", "-1")
     assert result.returncode == 2 and "Traceback" not in result.stderr
 
 
@@ -133,7 +133,7 @@ def test_run_pending_says_grading_is_paused(
 ) -> None:
     task_id = _jobs(1)[0]
     spending.set_cap(conn, "monthly", 0)
-    result = run_cli("run-pending")
+    result = run_main("run-pending")
     assert result.returncode == 0, result.stderr
     assert "0 job(s)" in result.stdout
     assert "grading paused: the monthly spending cap of $0.00 is reached" in result.stdout

@@ -20,7 +20,7 @@ from prefect.client.orchestration import get_client
 from flows.grading import grade_pending
 from grader.store import api_keys
 from model_simulator import LLMSimulator
-from tests.conftest import run_cli
+from tests.support.cli import run_main
 
 STUDENT_REF = "student-ref-Q7Z3-Mariela-Okonkwo"
 # Sentences no other test uses, so that a hit can only come from this test's essays.
@@ -157,7 +157,7 @@ def test_no_essay_or_student_ref_in_any_log_or_prefect_record(
 
 def test_settings_and_up_never_print_secrets(database_url: str) -> None:
     secret_key = "sk-test-0123456789abcdefSECRET"
-    result = run_cli(
+    result = run_main(
         "settings",
         env={
             "OPENAI_API_KEY": secret_key,

@@ -31,7 +31,7 @@ from grader.store.jobs import (
     renew_lease,
 )
 from model_simulator import LLMSimulator
-from tests.conftest import run_cli
+from tests.support.cli import run_main
 
 ESSAY = "Museums should be free for students.\n\nArt belongs to everyone who wants to learn."
 
@@ -209,7 +209,7 @@ def test_cancel_finished_or_unknown_job_is_refused_clearly(
     assert check_grading_status(task_id).status == "completed"
     with pytest.raises(NotFoundError):
         cancel_grading_job(uuid.uuid4())
-    done = run_cli("cancel", str(task_id))
+    done = run_main("cancel", str(task_id))
     assert done.returncode == 1 and "already completed" in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -246,7 +246,7 @@ def test_prune_deletes_old_finished_jobs_and_keeps_grades_unless_asked(
         "completed_at = completed_at - interval '40 days' WHERE task_id = ANY(%s)",
         (done_ids[:3],),
     )
-    pruned = json.loads(run_cli("prune", "--older-than", "30", "--json").stdout)
+    pruned = json.loads(run_main("prune", "--older-than", "30", "--json").stdout)
     assert pruned == {"jobs": 3, "grades": 0}
     remaining = {r["task_id"] for r in conn.execute("SELECT task_id FROM grader.background_tasks")}
     assert remaining == {*done_ids[3:], live}
@@ -259,6 +259,6 @@ def test_prune_deletes_old_finished_jobs_and_keeps_grades_unless_asked(
         "WHERE task_id = %s",
         (done_ids[3],),
     )
-    pruned = json.loads(run_cli("prune", "--older-than", "30", "--with-grades", "--json").stdout)
+    pruned = json.loads(run_main("prune", "--older-than", "30", "--with-grades", "--json").stdout)
     assert pruned == {"jobs": 1, "grades": 1}
     assert conn.execute("SELECT count(*) AS n FROM grader.grades").fetchone()["n"] == 4

@@ -1,13 +1,8 @@
-"""The `grader` command line, run as a real subprocess against real services."""
+"""The `grader` command line, run in-process through main(argv) against real services."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -15,7 +10,7 @@ import psycopg
 import pytest
 
 from model_simulator import LLMSimulator, parse_fault_rates
-from tests.conftest import REPO, run_cli
+from tests.support.cli import run_main
 
 ESSAY = "Libraries matter more than ever.\n\nThey offer quiet, free space and trusted help.\n"
 
@@ -33,11 +28,11 @@ def test_submit_grade_wait_status_and_jobs(
 ) -> None:
     essay = tmp_path / "essay.txt"
     essay.write_text(ESSAY)
-    submitted = run_cli("submit", str(essay), "--student-ref", "pupil-7", "--json")
+    submitted = run_main("submit", str(essay), "--student-ref", "pupil-7", "--json")
     assert submitted.returncode == 0, submitted.stderr
     submission_id = json.loads(submitted.stdout)["submission_id"]
 
-    graded = run_cli("grade", submission_id, "--wait", "--json")
+    graded = run_main("grade", submission_id, "--wait", "--json")
     assert graded.returncode == 0, graded.stderr
     result = json.loads(graded.stdout)
     assert result["status"] == "completed"
@@ -45,20 +40,20 @@ def test_submit_grade_wait_status_and_jobs(
     assert result["grade"]["total_score"] == sum(c["score"] for c in result["grade"]["criteria"])
     assert "ERROR" not in graded.stderr and "Traceback" not in graded.stderr
 
-    again = run_cli("grade", submission_id)  # idempotent: the same task id
+    again = run_main("grade", submission_id)  # idempotent: the same task id
     assert again.stdout.strip() == result["task_id"]
 
-    status = run_cli("status", result["task_id"])
+    status = run_main("status", result["task_id"])
     assert status.returncode == 0
     assert "completed" in status.stdout and "SIMULATED" in status.stdout
 
-    recent = json.loads(run_cli("jobs", "recent", "--json").stdout)
+    recent = json.loads(run_main("jobs", "recent", "--json").stdout)
     assert [r["task_id"] for r in recent] == [result["task_id"]]
     assert recent[0]["duration_seconds"] > 0
-    stats = json.loads(run_cli("jobs", "stats", "--json").stdout)
+    stats = json.loads(run_main("jobs", "stats", "--json").stdout)
     assert stats["completed"] == 1 and stats["failed"] == 0
     assert stats["min_seconds"] <= stats["avg_seconds"] <= stats["max_seconds"]
-    assert json.loads(run_cli("jobs", "failed", "--json").stdout) == []
+    assert json.loads(run_main("jobs", "failed", "--json").stdout) == []
     # the student reference never leaves the submissions table
     assert "pupil-7" not in graded.stdout + graded.stderr + status.stdout
 
@@ -69,10 +64,10 @@ def test_failed_jobs_view_shows_reason_and_input(
     simulator.config.script = ["401"]
     essay = tmp_path / "essay.txt"
     essay.write_text(ESSAY)
-    submission_id = run_cli("submit", str(essay)).stdout.strip()
-    graded = run_cli("grade", submission_id, "--wait")
+    submission_id = run_main("submit", str(essay)).stdout.strip()
+    graded = run_main("grade", submission_id, "--wait")
     _assert_one_line_error(graded, "failed: model API error 401 (not retried)")
-    failed = json.loads(run_cli("jobs", "failed", "--json").stdout)
+    failed = json.loads(run_main("jobs", "failed", "--json").stdout)
     assert len(failed) == 1
     assert "401" in failed[0]["error_message"]
     assert failed[0]["input_data"]["submission_id"] == submission_id
@@ -93,7 +88,7 @@ def test_failed_jobs_view_shows_reason_and_input(
 def test_bad_input_is_one_line_and_non_zero(
     database_url: str, args: list[str], needle: str, code: int
 ) -> None:
-    _assert_one_line_error(run_cli(*args), needle, code)
+    _assert_one_line_error(run_main(*args), needle, code)
 
 
 @pytest.mark.parametrize(
@@ -106,12 +101,12 @@ def test_submit_refuses_ungradable_files(
 ) -> None:
     path = tmp_path / "essay.txt"
     path.write_bytes(content)
-    _assert_one_line_error(run_cli("submit", str(path)), needle)
+    _assert_one_line_error(run_main("submit", str(path)), needle)
     assert conn.execute("SELECT count(*) AS n FROM grader.submissions").fetchone()["n"] == 0
 
 
 def test_unreachable_database_is_one_line() -> None:
-    done = run_cli(
+    done = run_main(
         "status",
         "00000000-0000-0000-0000-000000000000",
         env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2"},
@@ -126,70 +121,14 @@ def test_schema_behind_asks_for_migrate(pg_admin_url: str) -> None:
         admin.execute(f"CREATE DATABASE {name}")
     url = psycopg.conninfo.make_conninfo(pg_admin_url, dbname=name)
     try:
-        done = run_cli("jobs", "recent", env={"DATABASE_URL": url})
+        done = run_main("jobs", "recent", env={"DATABASE_URL": url})
         _assert_one_line_error(done, "run `grader migrate`")
-        migrated = run_cli("migrate", env={"DATABASE_URL": url})
+        migrated = run_main("migrate", env={"DATABASE_URL": url})
         assert migrated.returncode == 0 and "applied 0001_initial_schema.sql" in migrated.stdout
-        assert "up to date" in run_cli("migrate", env={"DATABASE_URL": url}).stdout
+        assert "up to date" in run_main("migrate", env={"DATABASE_URL": url}).stdout
     finally:
         with psycopg.connect(pg_admin_url, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def test_two_concurrent_batch_runs_grade_each_job_exactly_once(
-    conn: psycopg.Connection, simulator: LLMSimulator, tmp_path: Path
-) -> None:
-    from essay_grader import start_grading_job, submit_essay
-
-    # slow calls until both runs hold jobs (each starts its own Prefect, which can take a
-    # while on a loaded machine), then fast ones
-    simulator.config.latency_ms = 2000
-    jobs = 60
-    for i in range(jobs):
-        start_grading_job(submit_essay(f"{ESSAY}\nDraft {i}."))
-    results: list = [None, None]
-
-    def batch(slot: int) -> None:
-        results[slot] = run_cli(
-            "run-pending",
-            "--limit",
-            "1000",
-            "--concurrency",
-            "5",
-            "--json",
-            env={"GRADER_REQUEST_TIMEOUT": "30"},
-        )
-
-    threads = [threading.Thread(target=batch, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        holders = conn.execute(
-            "SELECT count(DISTINCT worker_id) AS n FROM grader.background_tasks "
-            "WHERE status = 'processing'"
-        ).fetchone()["n"]
-        if holders == 2:
-            break
-        time.sleep(0.1)
-    simulator.config.latency_ms = 50
-    for t in threads:
-        t.join()
-    outcomes = [json.loads(r.stdout) for r in results]
-    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
-    assert sum(o["completed"] for o in outcomes) == jobs
-    rows = conn.execute(
-        "SELECT t.status, t.attempts, t.worker_id, count(g.grade_id) AS grades "
-        "FROM grader.background_tasks t LEFT JOIN grader.grades g USING (task_id) "
-        "GROUP BY t.task_id"
-    ).fetchall()
-    assert len(rows) == jobs
-    assert all(r["status"] == "completed" and r["attempts"] == 1 and r["grades"] == 1 for r in rows)
-    # one model call per job: no job was worked on twice
-    assert len(simulator.requests) == jobs
-    assert len({r.prompt_sha256 for r in simulator.requests}) == jobs
-    # both batch runs did part of the work
-    assert all(o["completed"] > 0 for o in outcomes), outcomes
 
 
 def test_run_pending_over_200_jobs_with_injected_faults_completes_all(
@@ -203,7 +142,7 @@ def test_run_pending_over_200_jobs_with_injected_faults_completes_all(
     for i in range(200):
         start_grading_job(submit_essay(f"{ESSAY}\nSubmission {i}."))
     started = time.monotonic()
-    done = run_cli(
+    done = run_main(
         "run-pending",
         "--limit",
         "200",
@@ -230,45 +169,3 @@ def test_run_pending_over_200_jobs_with_injected_faults_completes_all(
         f"\n200 jobs with injected faults: {elapsed:.1f}s wall, {len(faults)} model calls, "
         f"{faults.count('429')} x 429, {faults.count('500')} x 500"
     )
-
-
-def test_db_stop_stops_the_server_even_after_a_user_of_it_was_killed(tmp_path: Path) -> None:
-    """A grader process killed with -9 never unregisters from the embedded server; `grader db
-    stop` (and so `grader down`) must still stop the server, and say so only when it did."""
-    env = {**os.environ, "GRADER_HOME": str(tmp_path / "home")}
-    env.pop("DATABASE_URL", None)
-    pgdata = tmp_path / "home" / "pgdata"
-    user = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from grader.store.connections import database_url; "
-            "from grader.settings import Settings; "
-            "database_url(Settings.from_env()); print('up', flush=True)"
-            "; import time; time.sleep(120)",
-        ],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert user.stdout.readline().strip() == "up"
-        postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
-    finally:
-        os.kill(user.pid, signal.SIGKILL)
-        user.wait(30)
-
-    stopped = run_cli("db", "stop", env={"GRADER_HOME": env["GRADER_HOME"]})
-    assert stopped.returncode == 0, stopped.stderr
-    assert "stopped the embedded PostgreSQL" in stopped.stdout
-    assert stopped.stderr == ""  # not even a library's warning
-    assert not (pgdata / "postmaster.pid").exists()
-    # pg_ctl returns when the pid file is gone; the process exits a moment later
-    deadline = time.monotonic() + 10
-    with pytest.raises(ProcessLookupError):
-        while time.monotonic() < deadline:
-            os.kill(postmaster, 0)
-            time.sleep(0.05)
-    again = run_cli("db", "stop", env={"GRADER_HOME": env["GRADER_HOME"]})
-    assert (again.returncode, again.stdout.strip()) == (0, "not running")

@@ -21,13 +21,12 @@ import pytest
 from grader.grading.rubric import load_rubric
 from grader.model.prompt import SYSTEM_PROMPT, build_messages, rubric_prompt
 from grader.quality.injection import SIGNALS, detect_injection
+from tests.support.session import REPO
 
-ESSAYS = Path(__file__).resolve().parent / "essays"
+ESSAYS = REPO / "tests" / "essays"
 HOSTILE = sorted((ESSAYS / "hostile").glob("*.txt"))
 ORDINARY = sorted((ESSAYS / "ordinary").glob("*.txt"))
-SAMPLES = sorted(
-    (Path(__file__).resolve().parent.parent / "essay_grader" / "samples").glob("*.txt")
-)
+SAMPLES = sorted((REPO / "essay_grader" / "samples").glob("*.txt"))
 
 # Ordinary essays the detector is allowed to flag, with the signals, each with a reason. Empty:
 # none of the ordinary essays or samples is flagged.

@@ -1,5 +1,8 @@
 """End to end against a real Prefect server on PostgreSQL, started by `grader up`: deployments
-from prefect.yaml, a process worker, hand-off from the client, schedules, and `grader down`."""
+from prefect.yaml, a process worker, hand-off from the client, schedules, and `grader down`.
+
+Every `grader` command here is a process of its own, as a user runs it in the stack's home:
+that such a process finds the stack (and hands its job off before it exits) is what is tested."""
 
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ from essay_grader import check_grading_status, start_grading_job, submit_essay, 
 from essay_grader.stack import alive, free_port
 from grader import handoff
 from grader.settings import Settings
-from tests.conftest import PageWatch, run_cli
+from tests.support.browser import PageWatch
+from tests.support.cli import run_cli
+from tests.support.session import REPO
 
 ESSAY = "Schools should start later.\n\nTeenagers sleep later and learn better after nine."
 
@@ -199,7 +204,7 @@ def test_the_evaluate_agreement_deployment_reports_a_run(on_stack: dict) -> None
     """A set imported into the stack's database, evaluated by the deployment on the worker."""
     from prefect.deployments import arun_deployment
 
-    sample = Path(__file__).parents[1] / "essay_grader/samples/evaluation/sample_set.csv"
+    sample = REPO / "essay_grader/samples/evaluation/sample_set.csv"
     name = f"sample-{time.time_ns()}"
     imported = run_cli(
         "evaluate", "import", str(sample), "--name", name, env=_stack_env(on_stack["home"])

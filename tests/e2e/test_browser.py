@@ -1,6 +1,7 @@
 """Pages people open, in a real browser (headless Chromium): the HTTP API's documentation
 renders from assets the grader serves itself, and the weekly report's HTML shows its charts and
-its SIMULATED banner; no request leaves the machine and no console error."""
+its SIMULATED banner; no request leaves the machine and no console error. (The review page:
+test_review_page.py.)"""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from grader.grading.pricing import DEFAULT_PRICES
 from reports import agreement
 from reports.render import CHARTS, write_report
 from reports.weekly import build_report
-from tests.conftest import PageWatch
-from tests.test_evaluation import _results, _row, _rubric, _run
-from tests.test_report import _simulated_week, _week
+from tests.integration.test_report import _simulated_week, _week
+from tests.support.browser import PageWatch
+from tests.unit.test_agreement import _results, _row, _rubric, _run
 
 
 @pytest.mark.parametrize(

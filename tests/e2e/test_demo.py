@@ -1,4 +1,5 @@
-"""`grader demo` on a fresh home: embedded PostgreSQL, the simulator, five graded essays."""
+"""`grader demo` on a fresh home: embedded PostgreSQL, the simulator, five graded essays. Run as
+a user runs it, a process of its own: its whole output, Prefect's shutdown included, is checked."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 from pathlib import Path
 
 from essay_grader.demo import sample_essays
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 
 def test_demo_grades_the_samples_on_a_fresh_machine(tmp_path: Path) -> None:

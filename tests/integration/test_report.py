@@ -19,7 +19,7 @@ from grader.grading.rubric import load_rubric
 from grader.store.jobs import create_submission, save_rubric
 from reports.render import CHARTS, write_report
 from reports.weekly import build_report, make_window
-from tests.conftest import run_cli
+from tests.support.cli import run_main
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)  # a Monday
 
@@ -292,16 +292,16 @@ def test_report_of_real_grades_has_no_simulated_banner(
 
 def test_grader_report_command(conn: psycopg.Connection, tmp_path: Path) -> None:
     Jobs(conn).add(T0, wait=1, work=3)
-    done = run_cli(
+    done = run_main(
         "report", "--since", "2026-11-02", "--until", "2026-11-09", "--out", str(tmp_path), "--json"
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["jobs"] == 1 and result["p50_total_seconds"] == 4.0
     assert "report.html" in result["files"] and "durations.csv" in result["files"]
-    bad = run_cli("report", "--since", "last tuesday")
+    bad = run_main("report", "--since", "last tuesday")
     assert bad.returncode == 1 and "--since must be a date" in bad.stderr
-    bad_tz = run_cli("report", "--tz", "Mars/Olympus")
+    bad_tz = run_main("report", "--tz", "Mars/Olympus")
     assert bad_tz.returncode == 1 and "unknown time zone" in bad_tz.stderr
 
 

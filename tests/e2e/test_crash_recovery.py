@@ -1,10 +1,12 @@
 """Tests that try to break the no-job-lost, none-graded-twice guarantee with real processes:
-kill -9 workers, restart PostgreSQL under load, run four workers over a thousand faulty jobs.
+kill -9 workers and batch runs, restart PostgreSQL under load, run four workers over a thousand
+faulty jobs.
 
 Each prints its figures (run with -s to see them)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,8 +18,12 @@ import psycopg
 import pytest
 
 from essay_grader import start_grading_job, submit_essay
+from flows.batch import grade_pending_batch
 from model_simulator import LLMSimulator, parse_fault_rates
-from tests.conftest import REPO, cli_command, run_cli
+from tests.integration.test_batch_grading import _jobs, _statuses
+from tests.support.cli import cli_command, run_main
+from tests.support.jobs import job_summary
+from tests.support.session import REPO
 
 ESSAY = "Every school should teach cooking.\n\nIt builds health, budgeting and teamwork."
 LEASE = 5  # seconds: short, so that a lost worker's jobs come back quickly
@@ -52,23 +58,6 @@ def wait_for(condition, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
-
-
-def job_summary(conn: psycopg.Connection) -> dict:
-    return conn.execute(
-        "SELECT count(*) AS jobs, "
-        "count(*) FILTER (WHERE t.status = 'completed') AS completed, "
-        "count(*) FILTER (WHERE t.status = 'failed') AS failed, "
-        "count(*) FILTER (WHERE t.status IN ('pending', 'processing')) AS unfinished, "
-        "count(*) FILTER (WHERE t.status = 'completed' AND g.n IS DISTINCT FROM 1) "
-        "    AS completed_without_exactly_one_grade, "
-        "count(*) FILTER (WHERE t.status <> 'completed' AND g.n IS NOT NULL) "
-        "    AS graded_but_not_completed, "
-        "max(t.attempts) AS max_attempts "
-        "FROM grader.background_tasks t "
-        "LEFT JOIN (SELECT task_id, count(*) AS n FROM grader.grades GROUP BY task_id) g "
-        "USING (task_id)"
-    ).fetchone()
 
 
 @pytest.mark.parametrize(
@@ -116,7 +105,8 @@ def test_killed_worker_jobs_are_graded_again_exactly_once(
         LEASE + 5,
         "the leases to expire",
     )
-    done = run_cli("run-pending", "--json", env={"GRADER_LEASE_SECONDS": str(LEASE)})
+    # (the new worker in this process: the process under test is the one killed)
+    done = run_main("run-pending", "--json", env={"GRADER_LEASE_SECONDS": str(LEASE)})
     recovered_after = time.monotonic() - killed_at
     assert done.returncode == 0, done.stderr
     summary = job_summary(conn)
@@ -213,3 +203,56 @@ def test_four_workers_over_a_thousand_faulty_jobs(
         f"{summary['failed']}, lost 0, graded twice 0, in {elapsed:.1f}s; per worker "
         f"{[o['graded'] for o in outcomes]}"
     )
+
+
+def _intents(conn: psycopg.Connection) -> list[dict]:
+    return conn.execute(
+        "SELECT batch_ref, provider_batch_id, status FROM grader.provider_batches"
+    ).fetchall()
+
+
+@pytest.mark.parametrize("point", ["batch-intent", "batch-upload", "batch-create", "batch-store"])
+def test_a_run_killed_at_each_point_loses_nothing_and_pays_once(
+    conn: psycopg.Connection, simulator: LLMSimulator, point: str
+) -> None:
+    """kill -9 of the `grader batch run` process after recording the intent (before the
+    upload), between the upload and the batch's creation, after the creation but before its id
+    is stored, and after the first of its grades is stored; then a new run recovers."""
+    simulator.batches.config.seconds = 0
+    task_ids = _jobs(6)
+    if point == "batch-store":
+        asyncio.run(grade_pending_batch())  # sent; the killed run is the one collecting
+    run = start_grader(
+        "batch", "run", env={"GRADER_TEST_PAUSE_AFTER": f"{point}:120", "PYTHONUNBUFFERED": "1"}
+    )
+    files, batches = simulator.batches.store.files, simulator.batches.store.batches
+    reached = {
+        "batch-intent": lambda: _intents(conn) and not files,
+        "batch-upload": lambda: len(files) == 1 and not batches,
+        "batch-create": lambda: len(batches) == 1,
+        "batch-store": lambda: job_summary(conn)["completed"] == 1,
+    }[point]
+    wait_for(reached, 120, f"the run to reach {point}")
+    if point != "batch-store":
+        # the paused run holds the lock: a second run at the same time sends nothing
+        assert asyncio.run(grade_pending_batch())["skipped"]
+    uploaded = list(files)
+    kill_9(run)
+    assert all(i["provider_batch_id"] is None for i in _intents(conn)) == (point != "batch-store")
+    assert set(_statuses(task_ids)) == (
+        {"processing"} if point != "batch-store" else {"processing", "completed"}
+    )
+
+    recovered = run_main("batch", "run", "--json")  # in this process: the killed run is the test
+    assert recovered.returncode == 0, recovered.stderr
+    summary = job_summary(conn)
+    assert summary["completed"] == 6, summary  # none lost
+    assert summary["completed_without_exactly_one_grade"] == 0  # none graded twice
+    assert len(batches) == 1  # one paid batch, counted at the provider
+    (batch,) = batches.values()
+    if point == "batch-upload":
+        assert batch["input_file_id"] == uploaded[0]  # the file uploaded before the kill
+    assert files == {}  # collected: the essays are deleted at the provider
+    assert [i["status"] for i in _intents(conn)] == ["collected"]
+    if point == "batch-store":
+        assert json.loads(recovered.stdout)["collected"][0]["stale"] == 1

@@ -1,12 +1,10 @@
-"""Checking grades against human graders: the metrics on cases worked by hand, the import of
-human-scored sets (and every kind of bad input), and evaluation runs end to end through the
-`grader` command, the real flow and tasks, PostgreSQL and the simulator told the human scores
-with known noise."""
+"""Checking grades against human graders: the import of human-scored sets (and every kind of
+bad input), and evaluation runs end to end through the `grader` command, the real flow and
+tasks, PostgreSQL and the simulator told the human scores with known noise."""
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 from pathlib import Path
 
@@ -20,158 +18,16 @@ from grader import evaluation
 from grader.errors import InvalidInputError
 from grader.grading.pricing import DEFAULT_PRICES
 from grader.grading.rubric import Rubric, load_rubric
-from grader.model.prompt import anchors_prompt, build_messages, prompt_version, system_prompt
+from grader.model.prompt import prompt_version, system_prompt
 from grader.store import evaluation as store_evaluation
-from reports.agreement import bootstrap_interval, compute, kappa_of_matrix
 from reports.render import summary_paragraph
 from reports.weekly import build_report, make_window
-from tests.conftest import run_cli
+from tests.support.cli import run_main
+from tests.unit.test_anchors import ANCHORS
 
 NO_MODEL = {"OPENAI_API_KEY": None, "OPENAI_BASE_URL": None}
 SAMPLE_SET = Path(essay_grader.__file__).parent / "samples" / "evaluation" / "sample_set.csv"
 CRITERIA = ("thesis", "evidence", "organization", "language")
-
-
-def _rubric(*criteria: str, top: int = 10) -> dict:
-    return {
-        "name": "r",
-        "criteria": [{"key": k, "name": k.title(), "max_points": top} for k in criteria],
-    }
-
-
-def _row(item: str, human: dict, model: dict | None, second: dict | None = None) -> dict:
-    """One essay's result, as the test writes it down."""
-    return {"item_id": item, "human": human, "second": second or {}, "model": model}
-
-
-def _results(rows: list[dict], model: str = "gpt-4o-mini") -> tuple[bytes, dict]:
-    """The CSV and jobs summary `evaluation.run_results` gives for these essays: a row per
-    (essay, target) with the model's confidence "high" when it is right and "low" when not,
-    and a total row without a human score where the human gave no total."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["item_id", "target", "human", "second_rater", "model", "confidence"])
-    for r in rows:
-        graded = r["model"] or {}
-        for target in [*r["human"], *([] if "total" in r["human"] else ["total"])]:
-            if target == "total":
-                score, confidence = (sum(graded.values()) if graded else None), None
-            else:
-                score = graded.get(target)
-                confidence = (
-                    None if score is None else ("high" if score == r["human"][target] else "low")
-                )
-            writer.writerow(
-                [
-                    r["item_id"],
-                    target,
-                    r["human"].get(target),
-                    r["second"].get(target),
-                    score,
-                    confidence,
-                ]
-            )
-    graded = [r for r in rows if r["model"]]
-    jobs = {
-        "essays": len(rows),
-        "graded": len(graded),
-        "failed": len(rows) - len(graded),
-        "cost_usd": 0.001 * len(graded),
-        "tokens": 110 * len(graded),
-        "p50_seconds": 2.0,
-        "models": [model] if graded else [],
-        "prompt_versions": ["abc123"],
-        "disagreed": 0,
-    }
-    return out.getvalue().encode(), jobs
-
-
-def _run(rubric: dict) -> dict:
-    return {
-        "run_id": "00000000-0000-0000-0000-000000000001",
-        "label": "t",
-        "set_name": "s",
-        "model": "gpt-4o-mini",
-        "settings": {},
-        "rubric": rubric,
-    }
-
-
-# --- metrics, worked by hand -----------------------------------------------------------------
-
-
-def test_agreement_figures_match_a_case_worked_by_hand() -> None:
-    # human 0 1 2 2, model 0 2 2 1 (scale 0-2). Confusion (rows human): [[1,0,0],[0,0,1],[0,1,1]];
-    # quadratic weights: observed cost 2, expected cost 5.5 -> QWK 1 - 2/5.5 = 7/11.
-    # Exact 2/4, within one 4/4, MAE 2/4, mean signed error 0, Pearson 1.75/2.75 = 7/11.
-    rows = [
-        _row("a", {"x": 0}, {"x": 0}),
-        _row("b", {"x": 1}, {"x": 2}),
-        _row("c", {"x": 2}, {"x": 2}),
-        _row("d", {"x": 2}, {"x": 1}),
-        _row("e", {"x": 1}, None),  # a failed job: no grade, left out of the figures
-    ]
-    result = compute(_run(_rubric("x", top=2)), *_results(rows))
-    x = result.tables["agreement"].set_index("target").loc["x"]
-    assert x["essays"] == 4
-    assert x["qwk"] == pytest.approx(7 / 11)
-    assert (x["exact"], x["adjacent"], x["mae"], x["mean_signed_error"]) == (0.5, 1.0, 0.5, 0.0)
-    assert x["pearson"] == pytest.approx(7 / 11)
-    assert x["qwk_low"] <= x["qwk"] <= x["qwk_high"]
-    assert result.matrices["x"].to_numpy().tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 1]]
-    bands = result.tables["error_by_human_score"]
-    band2 = bands[(bands["target"] == "x") & (bands["human_score"] == 2)].iloc[0]
-    assert (band2["essays"], band2["mean_signed_error"], band2["mae"]) == (2, -0.5, 0.5)
-    s = result.summary
-    assert (s["essays"], s["graded"], s["failed"]) == (5, 4, 1)
-    assert s["prompt_versions"] == ["abc123"] and s["disagreement_rate"] == 0
-    # confidence: "high" on the two exact scores, "low" on the two one off
-    by_confidence = result.tables["accuracy_by_confidence"]
-    assert by_confidence[["confidence", "essays", "exact", "mae"]].values.tolist() == [
-        ["low", 2, 0.0, 1.0],
-        ["high", 2, 1.0, 0.0],
-    ]
-    assert s["cost_per_essay_usd"] == pytest.approx(0.001)
-    assert s["tokens_per_essay"] == 110
-
-
-def test_totals_second_rater_and_bias() -> None:
-    # the human total is the sum of the criteria when the file gives no total; the model grades
-    # one point high on a; the second rater agrees exactly with the first
-    rows = [
-        _row(i, {"a": h, "b": 3}, {"a": h + 1, "b": 3}, second={"a": h, "b": 3})
-        for i, h in (("1", 0), ("2", 1), ("3", 2), ("4", 3))
-    ]
-    result = compute(_run(_rubric("a", "b", top=5)), *_results(rows))
-    table = result.tables["agreement"].set_index("target")
-    assert list(table.index) == ["a", "b", "total"]
-    assert table.loc["a", "mean_signed_error"] == 1.0 and table.loc["a", "exact"] == 0.0
-    assert table.loc["a", "adjacent"] == 1.0
-    assert table.loc["total", "mean_signed_error"] == 1.0
-    assert table.loc["a", "human_human_qwk"] == 1.0 and table.loc["a", "human_human_essays"] == 4
-    assert np.isnan(table.loc["b", "qwk"])  # one label only: kappa is undefined, not 1
-
-
-def test_kappa_of_a_matrix_is_scikit_learns_and_the_interval_narrows_with_more_essays() -> None:
-    rng = np.random.default_rng(7)
-    for n in (10, 200, 5000):
-        human = rng.integers(0, 11, n)
-        model = np.clip(human + rng.integers(-2, 3, n), 0, 10)
-        matrix = np.zeros((11, 11), dtype=int)
-        np.add.at(matrix, (human, model), 1)
-        expected = cohen_kappa_score(human, model, weights="quadratic", labels=list(range(11)))
-        assert kappa_of_matrix(matrix) == pytest.approx(expected)
-    low_small, high_small = bootstrap_interval(_matrix(rng, 50))
-    low_big, high_big = bootstrap_interval(_matrix(rng, 5000))
-    assert high_big - low_big < (high_small - low_small) / 4  # ~ 1/sqrt(100) as wide
-
-
-def _matrix(rng: np.random.Generator, n: int) -> np.ndarray:
-    human = rng.integers(0, 11, n)
-    model = np.clip(human + rng.integers(-2, 3, n), 0, 10)
-    matrix = np.zeros((11, 11), dtype=int)
-    np.add.at(matrix, (human, model), 1)
-    return matrix
 
 
 # --- import -------------------------------------------------------------------------------
@@ -182,13 +38,13 @@ def _count(conn: psycopg.Connection, table: str) -> int:
 
 
 def test_the_shipped_set_imports_with_its_second_rater(conn: psycopg.Connection) -> None:
-    done = run_cli("evaluate", "import", str(SAMPLE_SET), "--name", "sample", "--json")
+    done = run_main("evaluate", "import", str(SAMPLE_SET), "--name", "sample", "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["items"] == 40 and result["targets"] == list(CRITERIA)
     assert result["second_rater"] == list(CRITERIA)
     assert _count(conn, "evaluation_items") == 40 and _count(conn, "submissions") == 40
-    again = run_cli("evaluate", "import", str(SAMPLE_SET), "--name", "sample")
+    again = run_main("evaluate", "import", str(SAMPLE_SET), "--name", "sample")
     assert again.returncode == 1 and "a set named 'sample' exists" in again.stderr
     assert _count(conn, "submissions") == 40
 
@@ -259,7 +115,7 @@ def test_a_bad_row_after_thousands_of_good_ones_leaves_nothing(
 ) -> None:
     rows = [[f"ok{i}", f"Essay {i}.", 1, 2, 3, 4] for i in range(4500)]  # past two COPY chunks
     rows.append(["late", "Essay.", 1, 2, 3, 99])
-    done = run_cli("evaluate", "import", str(_csv(tmp_path / "s.csv", HEADER, rows)))
+    done = run_main("evaluate", "import", str(_csv(tmp_path / "s.csv", HEADER, rows)))
     assert done.returncode == 1 and "row 4502, column 'language': score 99" in done.stderr
     assert _count(conn, "evaluation_items") == 0 and _count(conn, "submissions") == 0
 
@@ -269,15 +125,15 @@ def test_undecodable_text_missing_essay_column_and_bad_jsonl(
 ) -> None:
     latin = tmp_path / "latin1.csv"
     latin.write_bytes(b"id,essay,thesis\na,caf\xe9 essay,5\n")
-    done = run_cli("evaluate", "import", str(latin))
+    done = run_main("evaluate", "import", str(latin))
     assert done.returncode == 1 and "row 2, column 'essay': not UTF-8 text" in done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     no_essay = _csv(tmp_path / "n.csv", ["id", "text", "thesis"], [["a", "x", 1]])
-    done = run_cli("evaluate", "import", str(no_essay))
+    done = run_main("evaluate", "import", str(no_essay))
     assert done.returncode == 1 and "missing column 'essay' or 'essay_path'" in done.stderr
     jsonl = tmp_path / "s.jsonl"
     jsonl.write_text('{"id": "a", "essay": "x", "thesis": 3}\n{"id": "b", "essay": \n')
-    done = run_cli("evaluate", "import", str(jsonl))
+    done = run_main("evaluate", "import", str(jsonl))
     assert done.returncode == 1 and "row 2: not JSON" in done.stderr
     assert _count(conn, "submissions") == 0
 
@@ -292,7 +148,7 @@ def test_asap_style_columns_with_a_mapping_and_essays_in_files(
         ["essay_id", "path", "rater1_domain1", "rater2_domain1", "domain1_score"],
         [[1, "e1.txt", 20, 22, 21], [2, "e2.txt", 30, 29, 30]],
     )
-    done = run_cli(
+    done = run_main(
         "evaluate",
         "import",
         str(path),
@@ -374,8 +230,10 @@ def test_an_evaluation_with_known_noise_measures_the_qwk_the_noise_implies(
     n, p = 200, 0.5
     human = _synthetic_set(tmp_path / "set.csv", n, seed=3)
     env = {**NO_MODEL, "GRADER_REPORTS_DIR": str(tmp_path / "reports")}
-    assert run_cli("evaluate", "import", str(tmp_path / "set.csv"), "--name", "syn").returncode == 0
-    done = run_cli(
+    assert (
+        run_main("evaluate", "import", str(tmp_path / "set.csv"), "--name", "syn").returncode == 0
+    )
+    done = run_main(
         "evaluate",
         "run",
         "syn",
@@ -387,7 +245,6 @@ def test_an_evaluation_with_known_noise_measures_the_qwk_the_noise_implies(
         "20",
         "--json",
         env=env,
-        timeout=600,
     )
     assert done.returncode == 0, done.stderr
     assert "SIMULATED" in done.stderr
@@ -421,74 +278,24 @@ def test_an_evaluation_with_known_noise_measures_the_qwk_the_noise_implies(
         assert (folder / name).stat().st_size > 0, name
 
     # the run's jobs are kept out of production monitoring and the weekly report
-    recent = json.loads(run_cli("jobs", "recent", "--json").stdout)
+    recent = json.loads(run_main("jobs", "recent", "--json").stdout)
     assert recent == []
     week = build_report(conn, make_window(None, None, "UTC"), DEFAULT_PRICES)
     assert week.summary["jobs"] == 0 and week.summary["evaluation_grades"] == n
     assert "Evaluation runs (grader evaluate) graded another 200 essays" in summary_paragraph(week)
 
     # a second, exact run, compared with the noisy one
-    exact = run_cli(
-        "evaluate", "run", "syn", "--label", "exact", "--concurrency", "20", env=env, timeout=600
-    )
+    exact = run_main("evaluate", "run", "syn", "--label", "exact", "--concurrency", "20", env=env)
     assert exact.returncode == 0, exact.stderr
-    compared = run_cli("evaluate", "compare", "noisy", "exact", "--json")
+    compared = run_main("evaluate", "compare", "noisy", "exact", "--json")
     assert compared.returncode == 0, compared.stderr
     both = json.loads(compared.stdout)
     exact_thesis = next(t for t in both["b"]["targets"] if t["target"] == "thesis")
     assert exact_thesis["qwk"] == 1.0 and exact_thesis["exact"] == 1.0
-    text = run_cli("evaluate", "compare", "noisy", "exact").stdout
+    text = run_main("evaluate", "compare", "noisy", "exact").stdout
     assert "thesis: QWK [95%]" in text and "1.00 [1.00, 1.00]" in text and "SIMULATED" in text
-    missing = run_cli("evaluate", "compare", "noisy", "nope")
+    missing = run_main("evaluate", "compare", "noisy", "nope")
     assert missing.returncode == 1 and "no evaluation run with label or id 'nope'" in missing.stderr
-
-
-# --- anchors -------------------------------------------------------------------------------
-
-ANCHORS = SAMPLE_SET.parent / "anchors.toml"
-
-
-def test_anchors_reach_the_prompt_within_the_budget_and_change_the_prompt_version() -> None:
-    rubric = load_rubric()
-    anchored = rubric.with_anchors(evaluation.load_anchors(ANCHORS, rubric))
-    assert len(anchored.anchors) == 3
-    everything = system_prompt(anchored, 10_000)
-    assert all(f"<<<EXAMPLE {n}>>>" in everything for n in (1, 2, 3))
-    first = anchored.anchors[0]
-    assert first.essay in everything and "thesis 9/10" in everything
-    # a budget that holds the first example only (about 4 characters a token)
-    first_only = anchored.with_anchors([anchored.definition()["anchors"][0]])
-    one = system_prompt(anchored, len(anchors_prompt(first_only, 10_000)) // 4 + 5)
-    assert "<<<EXAMPLE 1>>>" in one and "<<<EXAMPLE 2>>>" not in one
-    assert system_prompt(anchored, 0) == system_prompt(rubric, 10_000)  # no room: no examples
-    versions = {prompt_version(p) for p in (everything, one, system_prompt(rubric, 0))}
-    assert len(versions) == 3
-    # the essay to grade stays last, in the user message, after every example
-    messages = build_messages(anchored, "The essay to grade.", 10_000)
-    assert "<<<EXAMPLE" not in messages[1]["content"]
-    assert "The essay to grade." not in messages[0]["content"]
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        (
-            '[[anchors]]\nessay = "x"\nscores = { thesis = 11, evidence = 1, organization = 1, '
-            "language = 1 }\n",
-            "thesis 11 is outside 0-10",
-        ),
-        ('[[anchors]]\nessay = "x"\nscores = { thesis = 1 }\n', "must score exactly the criteria"),
-        ("anchors = 3\n", "expected a non-empty list 'anchors'"),
-        ("anchors = [\n", "cannot read anchors"),
-    ],
-    ids=["out-of-bounds", "missing-criteria", "not-a-list", "not-toml"],
-)
-def test_bad_anchors_are_one_line(tmp_path: Path, text: str, message: str) -> None:
-    path = tmp_path / "anchors.toml"
-    path.write_text(text)
-    with pytest.raises(InvalidInputError) as failure:
-        evaluation.load_anchors(path, load_rubric())
-    assert message in str(failure.value) and "\n" not in str(failure.value)
 
 
 def test_anchors_are_recorded_on_the_grades_and_the_simulator_shows_them_helping(
@@ -496,11 +303,13 @@ def test_anchors_are_recorded_on_the_grades_and_the_simulator_shows_them_helping
 ) -> None:
     _synthetic_set(tmp_path / "set.csv", 120, seed=5)
     env = {**NO_MODEL, "GRADER_REPORTS_DIR": str(tmp_path / "reports")}
-    assert run_cli("evaluate", "import", str(tmp_path / "set.csv"), "--name", "syn").returncode == 0
+    assert (
+        run_main("evaluate", "import", str(tmp_path / "set.csv"), "--name", "syn").returncode == 0
+    )
     noise = ["--simulate-off-by-one", "0.6", "--simulate-anchored-off-by-one", "0.1"]
     runs = {}
     for label, extra in (("plain", []), ("anchored", ["--anchors", str(ANCHORS)])):
-        done = run_cli(
+        done = run_main(
             "evaluate",
             "run",
             "syn",
@@ -512,7 +321,6 @@ def test_anchors_are_recorded_on_the_grades_and_the_simulator_shows_them_helping
             *noise,
             *extra,
             env=env,
-            timeout=600,
         )
         assert done.returncode == 0, done.stderr
         runs[label] = json.loads(done.stdout)

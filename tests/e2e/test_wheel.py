@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.session import REPO
 
 
 def _run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
