@@ -262,3 +262,38 @@ def test_prune_deletes_old_finished_jobs_and_keeps_grades_unless_asked(
     pruned = json.loads(run_main("prune", "--older-than", "30", "--with-grades", "--json").stdout)
     assert pruned == {"jobs": 1, "grades": 1}
     assert conn.execute("SELECT count(*) AS n FROM grader.grades").fetchone()["n"] == 4
+
+
+def test_the_crash_hook_runs_as_a_worker_calls_it(
+    conn: psycopg.Connection, simulator: LLMSimulator
+) -> None:
+    """When a run's process dies, the worker's runner (not the flow engine) runs the on_crashed
+    hooks, passing flow=, flow_run= and state= by name: the hook hands the run's job back at once
+    rather than after its lease (it once took other names, failed with a TypeError in the
+    worker's log, and the job waited for its lease)."""
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.runner._hook_runner import _run_hooks  # what the runner calls on a crash
+    from prefect.states import Crashed
+
+    from tasks.grade_claimed import release_on_crash
+
+    task_id = start_grading_job(submit_essay(ESSAY))
+    run = FlowRun(
+        id=uuid.uuid4(),
+        name="crashed-run",
+        flow_id=uuid.uuid4(),
+        parameters={"task_id": str(task_id)},
+    )
+    settings = Settings.from_env()
+    # the worker id a flow run claims with (grader.context.open_run_context)
+    owner = replace(settings, worker_id=f"{settings.worker_id}:{str(run.id)[:8]}")
+
+    async def claim_then_crash() -> None:
+        async with open_async_pool(owner) as pool:
+            assert await claim_job(pool, task_id, owner) is not None
+        await _run_hooks([release_on_crash], run, grade_submission, Crashed(message="killed"))
+
+    _run(claim_then_crash())
+    status = check_grading_status(task_id)
+    assert status.status == "pending", status
+    assert "crashed" in status.error_message
