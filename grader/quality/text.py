@@ -40,7 +40,9 @@ SENTENCE_RX = re.compile(r"[^.!?\n]+[.!?]*")
 # if anything, is not the student's essay.
 END_OF_ESSAY_RX = re.compile(
     r"(?im:^[^\S\n]*(?:<<<[^\S\n]*end|<[^\S\n]*/[^\S\n]*(?:essay|text|document|submission|user|"
-    r"input)[^\S\n]*>|\[/inst\]|<\|(?:im_end|endoftext|eot_id|end)\|>|[#=*_~\-\s]*end[^\S\n]+of"
+    r"input)[^\S\n]*>|\[/inst\]|<\|(?:im_end|endoftext|eot_id|end)\|>"
+    # markers before the words, never across a line break (that would make the search quadratic)
+    r"|(?:[#=*_~\-][#=*_~\-\t\r\f\v ]*)?end[^\S\n]+of"
     r"[^\S\n]+(?:the[^\S\n]+)?(?:student'?s?[^\S\n]+)?(?:essay|text|document|submission|input)\b))"
     r"|END OF (?:THE )?(?:STUDENT(?:'S|S)? )?(?:ESSAY|SUBMISSION|TEXT|INPUT)\b"
 )

@@ -235,6 +235,8 @@ def test_every_signal_is_documented_in_one_line() -> None:
         "you are now a " * 7_000,
         "your answer " * 8_000,
         " \n" * 50_000,
+        "- " * 50_000 + "x",
+        " " * 99_999 + "x",
         "a " * 50_000,
         "QUJD" * 25_000,
         "\U000e0041" * 50_000,
