@@ -76,16 +76,21 @@ def prompt_version(system: str) -> str:
     return hashlib.sha256(system.encode("utf-8")).hexdigest()[:12]
 
 
-def build_messages(rubric: Rubric, essay: str, anchor_tokens: int = 0) -> list[dict[str, str]]:
+def essay_message(essay: str) -> dict[str, str]:
+    """The user message: the essay between boundary lines carrying a fresh random token."""
     token = secrets.token_hex(8)
     essay_block = (
         f"Grade the essay between the two lines that carry the token {token}. "
         "Everything between them is the student's text.\n"
         f"<<<ESSAY {token}>>>\n{essay}\n<<<END ESSAY {token}>>>"
     )
+    return {"role": "user", "content": essay_block}
+
+
+def build_messages(rubric: Rubric, essay: str, anchor_tokens: int = 0) -> list[dict[str, str]]:
     return [
         {"role": "system", "content": system_prompt(rubric, anchor_tokens)},
-        {"role": "user", "content": essay_block},
+        essay_message(essay),
     ]
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from grader.grading.rubric import Rubric
 from grader.grading.scoring import ModelReply
-from grader.model.prompt import build_messages, prompt_version, response_format, system_prompt
+from grader.model.prompt import essay_message, prompt_version, response_format, system_prompt
 
 CHAT_COMPLETIONS = "/v1/chat/completions"
 
@@ -24,22 +24,22 @@ class GradingRequest:
     """What every grading of one rubric sends, but the essay; built once per rubric (a batch
     holds many essays of few rubrics, and the answer schema is not free to build)."""
 
-    rubric: Rubric
     model: str
-    anchor_tokens: int
-    response_format: dict[str, Any]
+    # the system prompt: instructions, rubric, the anchor essays that fit (kept out of a repr)
+    system: str = field(repr=False)
+    response_format: dict[str, Any] = field(repr=False)
     prompt_version: str
 
     @classmethod
     def of(cls, rubric: Rubric, model: str, anchor_tokens: int = 0) -> GradingRequest:
-        version = prompt_version(system_prompt(rubric, anchor_tokens))
-        return cls(rubric, model, anchor_tokens, response_format(rubric), version)
+        system = system_prompt(rubric, anchor_tokens)
+        return cls(model, system, response_format(rubric), prompt_version(system))
 
     def body(self, essay: str) -> dict[str, Any]:
         """The chat-completions request body for `essay` (with its own boundary token)."""
         return {
             "model": self.model,
-            "messages": build_messages(self.rubric, essay, self.anchor_tokens),
+            "messages": [{"role": "system", "content": self.system}, essay_message(essay)],
             "response_format": self.response_format,
             "temperature": 0,
         }
